@@ -1,0 +1,89 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { PlatformRegistry } from '../adapters/platform.js';
+import { defaultRegistry } from '../adapters/registry.js';
+import { EXIT } from '../errors.js';
+import { checkCommand } from './check.js';
+import { processIo, type CliIo } from './io.js';
+import { runGateway } from './run.js';
+import { statusCommand } from './status.js';
+
+export interface CliDeps {
+  registry?: PlatformRegistry;
+  io?: CliIo;
+}
+
+/**
+ * Builds the command tree. Each action stores its exit code in `result.code`; commander
+ * itself only parses, so no command calls process.exit.
+ */
+function buildProgram(registry: PlatformRegistry, io: CliIo, result: { code: number }): Command {
+  const program = new Command('hermes-gateway')
+    .description(
+      'Keeps chat bots alive: platform adapters, handlers, a truthful state file, systemd supervision.',
+    )
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => io.out(s.replace(/\n$/, '')),
+      writeErr: (s) => io.err(s.replace(/\n$/, '')),
+    })
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('run the gateway in the foreground (what the systemd unit starts)')
+    .option(
+      '-c, --config <path>',
+      'config file (default: $HERMES_GATEWAY_CONFIG or ~/.config/hermes-gateway/config.yaml)',
+    )
+    .option('-s, --state <path>', 'state file (overrides state_file in the config)')
+    .action(async (opts: { config?: string; state?: string }) => {
+      result.code = await runGateway(opts, registry, io.env);
+    });
+
+  program
+    .command('status')
+    .description(
+      'show whether the gateway runs and how each adapter is; exit 0 healthy, 1 degraded, 3 down',
+    )
+    .option('-c, --config <path>', 'config file, to find state_file')
+    .option('-s, --state <path>', 'state file to read')
+    .option('--json', 'print a JSON report')
+    .action(async (opts: { config?: string; state?: string; json?: boolean }) => {
+      result.code = await statusCommand(opts, registry, io);
+    });
+
+  program
+    .command('check')
+    .description('validate the config; exit 0 when valid, 78 when not')
+    .option('-c, --config <path>', 'config file')
+    .addOption(new Option('--probe', 'also ask each platform whether the credentials are accepted'))
+    .action(async (opts: { config?: string; probe?: boolean }) => {
+      result.code = await checkCommand(opts, registry, io);
+    });
+
+  return program;
+}
+
+const VERSION = '0.1.0';
+
+/** Parses argv (as process.argv) and runs the command; resolves with the exit code. */
+export async function runCli(argv: string[], deps: CliDeps = {}): Promise<number> {
+  const io = deps.io ?? processIo;
+  const registry = deps.registry ?? defaultRegistry();
+  const result = { code: EXIT.OK as number };
+  const program = buildProgram(registry, io, result);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are successes; every parse error is a usage error (exit 2).
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') {
+        return EXIT.OK;
+      }
+      return EXIT.USAGE;
+    }
+    throw err;
+  }
+  return result.code;
+}

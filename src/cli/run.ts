@@ -1,0 +1,138 @@
+import type { PlatformRegistry } from '../adapters/platform.js';
+import { enabledPlatforms, loadConfig, locateConfig, type LoadedConfig } from '../config/load.js';
+import { DEFAULTS } from '../config/schema.js';
+import { GatewayError, exitCodeFor, toGatewayError } from '../errors.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { Runner, type RunOutcome } from '../runner/runner.js';
+import { defaultStatePath } from '../state/paths.js';
+import { StateStore } from '../state/store.js';
+import { loadNotifier } from '../systemd/notify.js';
+import { createPipeline } from '../handlers/pipeline.js';
+
+export interface RunOptions {
+  config?: string | undefined;
+  state?: string | undefined;
+}
+
+/**
+ * Persists a fatal state for a gateway that could not even start (bad config), so the
+ * state file does not keep the previous run's `connected`. Best effort: if the path itself is
+ * the problem, the log line is all we can give.
+ */
+async function persistStartupFailure(
+  path: string,
+  error: GatewayError,
+  log: Logger,
+): Promise<void> {
+  const store = new StateStore({ path, heartbeatIntervalMs: DEFAULTS.heartbeatIntervalMs, log });
+  store.setGateway({
+    state: 'fatal',
+    since: store.iso(),
+    reason: `${error.code}: ${error.message}`,
+    exit_code: exitCodeFor(error),
+  });
+  try {
+    await store.commit();
+  } catch {
+    // Already logged by the store with the path.
+  }
+}
+
+/** `hermes-gateway run`: resolves with the process exit code once the gateway has ended. */
+export async function runGateway(
+  options: RunOptions,
+  registry: PlatformRegistry,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const bootLog = createLogger({ level: DEFAULTS.logLevel, env });
+  const configFile = locateConfig(options.config, env);
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig(configFile, registry, env);
+    if (enabledPlatforms(loaded.config).length === 0) {
+      throw new GatewayError(
+        'GW_ERR_NO_PLATFORMS',
+        `${configFile}: platforms: no platform is enabled`,
+        {
+          details: { file: configFile, key: 'platforms' },
+        },
+      );
+    }
+  } catch (err) {
+    const error = toGatewayError(err, 'GW_ERR_CONFIG_INVALID');
+    const exitCode = exitCodeFor(error);
+    bootLog.error({ code: error.code, exit_code: exitCode, ...error.details }, error.message);
+    await persistStartupFailure(options.state ?? defaultStatePath(env), error, bootLog);
+    return exitCode;
+  }
+  const { config } = loaded;
+  const log = createLogger({ level: config.log_level, env });
+  const statePath = options.state ?? config.state_file ?? defaultStatePath(env);
+  const store = new StateStore({
+    path: statePath,
+    heartbeatIntervalMs: config.heartbeat_interval_ms,
+    log,
+  });
+
+  let notifier;
+  try {
+    notifier = loadNotifier(env);
+  } catch (err) {
+    const error = toGatewayError(err, 'GW_ERR_NOTIFY_UNAVAILABLE');
+    log.error({ code: error.code, exit_code: exitCodeFor(error) }, error.message);
+    await persistStartupFailure(statePath, error, log);
+    return exitCodeFor(error);
+  }
+
+  const adapters = enabledPlatforms(config).map((name) => {
+    const def = registry.get(name)!;
+    return def.create(config.platforms[name]!);
+  });
+  const pipeline = createPipeline({ config, adapters, log });
+  const runner = new Runner({
+    adapters,
+    store,
+    log,
+    notifier,
+    shutdownTimeoutMs: config.shutdown_timeout_ms,
+    heartbeatIntervalMs: config.heartbeat_interval_ms,
+    dispatch: (event) => pipeline.dispatch(event),
+  });
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log.info({ signal }, `received ${signal}`);
+    runner.stop(`stop requested (${signal})`);
+  };
+  // An exception nobody caught means our own bug: persist `fatal` and exit 70 rather than
+  // limp on with a state file that may no longer describe reality.
+  const onException = (err: unknown): void => {
+    runner.fail(new GatewayError('GW_ERR_UNCAUGHT_EXCEPTION', describe(err), { cause: err }));
+  };
+  const onRejection = (err: unknown): void => {
+    runner.fail(new GatewayError('GW_ERR_UNHANDLED_REJECTION', describe(err), { cause: err }));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('uncaughtException', onException);
+  process.on('unhandledRejection', onRejection);
+  let outcome: RunOutcome;
+  try {
+    log.info(
+      { config: loaded.file, state_file: statePath, pid: process.pid },
+      'starting hermes-gateway',
+    );
+    outcome = await runner.run();
+    await pipeline.close();
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    process.off('uncaughtException', onException);
+    process.off('unhandledRejection', onRejection);
+  }
+  return outcome.exitCode;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

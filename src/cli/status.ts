@@ -1,0 +1,133 @@
+import type { PlatformRegistry } from '../adapters/platform.js';
+import { loadConfig, locateConfig } from '../config/load.js';
+import { isGatewayError } from '../errors.js';
+import { statusLine } from '../runner/status-line.js';
+import { defaultStatePath } from '../state/paths.js';
+import { readStateFile } from '../state/read.js';
+import type { StateDocument } from '../state/schema.js';
+import { isSameProcessAlive } from '../util/proc.js';
+import type { CliIo } from './io.js';
+
+/** `status` exit codes: healthy, running but degraded, not running (or fatal). */
+export const STATUS_EXIT = { HEALTHY: 0, DEGRADED: 1, DOWN: 3 } as const;
+
+/** A heartbeat older than this many intervals means a live but wedged process. */
+const STALE_HEARTBEATS = 3;
+
+export interface StatusOptions {
+  state?: string | undefined;
+  config?: string | undefined;
+  json?: boolean | undefined;
+}
+
+export interface StatusReport {
+  state_file: string;
+  running: boolean;
+  healthy: boolean;
+  stale_heartbeat: boolean;
+  summary: string;
+  exit_code: number;
+  state: StateDocument | null;
+  error: string | null;
+}
+
+/** Where the state file is: --state, else the config's state_file, else the default. */
+function resolveStatePath(
+  options: StatusOptions,
+  registry: PlatformRegistry,
+  env: NodeJS.ProcessEnv,
+): string {
+  if (options.state) return options.state;
+  try {
+    const { config } = loadConfig(locateConfig(options.config, env), registry, env);
+    if (config.state_file) return config.state_file;
+  } catch {
+    // status must work without a readable config (it may hold secrets we cannot read).
+  }
+  return defaultStatePath(env);
+}
+
+export async function buildStatusReport(
+  options: StatusOptions,
+  registry: PlatformRegistry,
+  env: NodeJS.ProcessEnv,
+  now = Date.now(),
+): Promise<StatusReport> {
+  const path = resolveStatePath(options, registry, env);
+  let doc: StateDocument;
+  try {
+    doc = await readStateFile(path);
+  } catch (err) {
+    const message = isGatewayError(err) ? err.message : String(err);
+    return {
+      state_file: path,
+      running: false,
+      healthy: false,
+      stale_heartbeat: false,
+      summary: `not running (${message})`,
+      exit_code: STATUS_EXIT.DOWN,
+      state: null,
+      error: message,
+    };
+  }
+  const alive = isSameProcessAlive(doc.pid, doc.pid_start_time);
+  const live = alive && doc.gateway.state !== 'fatal' && doc.gateway.state !== 'stopped';
+  const heartbeatAge = now - Date.parse(doc.heartbeat_at);
+  const stale = live && heartbeatAge > STALE_HEARTBEATS * doc.heartbeat_interval_ms;
+  const platforms = Object.values(doc.platforms);
+  const allConnected = platforms.length > 0 && platforms.every((p) => p.state === 'connected');
+  const healthy = live && !stale && doc.gateway.state === 'running' && allConnected;
+  let summary: string;
+  let exitCode: number;
+  if (!live) {
+    const how = alive ? `process ${doc.pid} is ending` : 'not running';
+    summary = `${how}, last state from pid ${doc.pid} at ${doc.updated_at}: ${statusLine(doc)}`;
+    if (doc.gateway.reason) summary += ` (${doc.gateway.reason})`;
+    exitCode = STATUS_EXIT.DOWN;
+  } else {
+    summary = `running, pid ${doc.pid} since ${doc.started_at}: ${statusLine(doc)}`;
+    if (stale) summary += `; no heartbeat for ${Math.round(heartbeatAge / 1000)} s: wedged?`;
+    exitCode = healthy ? STATUS_EXIT.HEALTHY : STATUS_EXIT.DEGRADED;
+  }
+  return {
+    state_file: path,
+    running: live,
+    healthy,
+    stale_heartbeat: stale,
+    summary,
+    exit_code: exitCode,
+    state: doc,
+    error: null,
+  };
+}
+
+function formatPlatformLines(doc: StateDocument): string[] {
+  return Object.entries(doc.platforms).map(([name, p]) => {
+    const lines = [`  ${name}: ${p.state} since ${p.since}`];
+    if (p.max_reconnect_attempts !== null || p.reconnect_attempt > 0) {
+      lines.push(`    reconnect attempt ${p.reconnect_attempt}/${p.max_reconnect_attempts ?? '-'}`);
+    }
+    if (p.last_event_at) lines.push(`    last event ${p.last_event_at}`);
+    if (p.last_error)
+      lines.push(
+        `    last error ${p.last_error.code} at ${p.last_error.at}: ${p.last_error.message}`,
+      );
+    return lines.join('\n');
+  });
+}
+
+export async function statusCommand(
+  options: StatusOptions,
+  registry: PlatformRegistry,
+  io: CliIo,
+): Promise<number> {
+  const report = await buildStatusReport(options, registry, io.env);
+  if (options.json) {
+    io.out(JSON.stringify(report, null, 2));
+  } else {
+    io.out(report.summary);
+    if (report.state) io.out(formatPlatformLines(report.state).join('\n'));
+    io.out(`state file: ${report.state_file}`);
+  }
+  return report.exit_code;
+}

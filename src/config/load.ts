@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { PlatformRegistry } from '../adapters/platform.js';
+import { GatewayError } from '../errors.js';
+import { buildConfigSchema, type GatewayConfig } from './schema.js';
+import { resolveConfigValues } from './secrets.js';
+
+export interface LoadedConfig {
+  /** Absolute path of the file the config came from. */
+  file: string;
+  config: GatewayConfig;
+}
+
+/** `--config`, else `$HERMES_GATEWAY_CONFIG`, else the XDG default (DESIGN §6). */
+export function locateConfig(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const chosen = flag || env.HERMES_GATEWAY_CONFIG;
+  if (chosen) return resolve(chosen);
+  const xdg = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(xdg, 'hermes-gateway', 'config.yaml');
+}
+
+function keyPath(path: ReadonlyArray<string | number>): string {
+  return path.reduce<string>(
+    (acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part),
+    '',
+  );
+}
+
+/** One line per problem, each naming the key, so the operator can fix all of them at once. */
+function describeIssues(issues: z.ZodIssue[]): { text: string; firstKey: string } {
+  const lines: string[] = [];
+  let firstKey = '';
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const path = keyPath([...issue.path, key]);
+        firstKey ||= path;
+        lines.push(`${path}: unknown key`);
+      }
+      continue;
+    }
+    const path = keyPath(issue.path) || '(top level)';
+    firstKey ||= path;
+    lines.push(`${path}: ${issue.message}`);
+  }
+  return { text: lines.join('; '), firstKey };
+}
+
+/**
+ * Reads, interpolates and validates the config file. Every failure is a GatewayError of kind
+ * `config` (exit 78) whose message names the file and the key.
+ */
+export function loadConfig(
+  file: string,
+  registry: PlatformRegistry,
+  env: NodeJS.ProcessEnv = process.env,
+): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code ?? 'unknown';
+    throw new GatewayError(
+      'GW_ERR_CONFIG_NOT_FOUND',
+      `${file}: cannot read config file (${errno})`,
+      {
+        cause: err,
+        details: { file, errno },
+      },
+    );
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const where = first.linePos?.[0] ? `line ${first.linePos[0].line}: ` : '';
+    throw new GatewayError(
+      'GW_ERR_CONFIG_PARSE',
+      `${file}: ${where}${first.code}: ${first.message.split('\n')[0]}`,
+      {
+        details: { file },
+      },
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new GatewayError(
+      'GW_ERR_CONFIG_INVALID',
+      `${file}: the top level must be a mapping of keys`,
+      {
+        details: { file, key: '(top level)' },
+      },
+    );
+  }
+  const resolved = resolveConfigValues(raw, env, file, dirname(file));
+  const parsed = buildConfigSchema(registry).safeParse(resolved);
+  if (!parsed.success) {
+    const { text: problems, firstKey } = describeIssues(parsed.error.issues);
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', `${file}: ${problems}`, {
+      details: { file, key: firstKey },
+    });
+  }
+  const config = parsed.data;
+  if (config.state_file && !isAbsolute(config.state_file)) {
+    config.state_file = resolve(dirname(file), config.state_file);
+  }
+  return { file, config };
+}
+
+/** Names of the platforms whose config is present and enabled. */
+export function enabledPlatforms(config: GatewayConfig): string[] {
+  return Object.entries(config.platforms)
+    .filter(([, value]) => value?.enabled === true)
+    .map(([name]) => name);
+}

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import type { PlatformRegistry } from '../adapters/platform.js';
+import { handlerSchema, type HandlerConfig } from '../handlers/config.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/** Production defaults of the core's timings, in one place. */
+export const DEFAULTS = {
+  logLevel: 'info',
+  shutdownTimeoutMs: 10_000,
+  heartbeatIntervalMs: 30_000,
+} as const;
+
+export interface GatewayConfig {
+  state_file?: string | undefined;
+  log_level: (typeof LOG_LEVELS)[number];
+  shutdown_timeout_ms: number;
+  heartbeat_interval_ms: number;
+  handler: HandlerConfig;
+  /** Validated per platform by its own schema; keyed by platform name. */
+  platforms: Record<string, { enabled: boolean } | undefined>;
+}
+
+const positiveMs = z.number().int().positive().max(2_147_483_647);
+
+/** The whole config schema, strict at every level, with the registered platforms' schemas. */
+export function buildConfigSchema(
+  registry: PlatformRegistry,
+): z.ZodType<GatewayConfig, z.ZodTypeDef, unknown> {
+  const platformShape: Record<string, z.ZodTypeAny> = {};
+  for (const [name, def] of registry) platformShape[name] = def.schema.optional();
+  return z
+    .object({
+      state_file: z.string().min(1).optional(),
+      log_level: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
+      shutdown_timeout_ms: positiveMs.default(DEFAULTS.shutdownTimeoutMs),
+      heartbeat_interval_ms: positiveMs.default(DEFAULTS.heartbeatIntervalMs),
+      handler: handlerSchema.default({ type: 'echo' }),
+      platforms: z.object(platformShape).strict().default({}),
+    })
+    .strict();
+}
