@@ -3,6 +3,7 @@ import type { PlatformRegistry } from '../adapters/platform.js';
 import { defaultRegistry } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
 import { checkCommand } from './check.js';
+import type { CommandContext } from './context.js';
 import { processIo, type CliIo } from './io.js';
 import { runGateway } from './run.js';
 import { statusCommand } from './status.js';
@@ -16,7 +17,8 @@ export interface CliDeps {
  * Builds the command tree. Each action stores its exit code in `result.code`; commander
  * itself only parses, so no command calls process.exit.
  */
-function buildProgram(registry: PlatformRegistry, io: CliIo, result: { code: number }): Command {
+function buildProgram(ctx: CommandContext): Command {
+  const { registry, io, result } = ctx;
   const program = new Command('hermes-gateway')
     .description(
       'Keeps chat bots alive: platform adapters, handlers, a truthful state file, systemd supervision.',
@@ -62,8 +64,13 @@ function buildProgram(registry: PlatformRegistry, io: CliIo, result: { code: num
       result.code = await checkCommand(opts, registry, io);
     });
 
+  // Further commands live in their own files, each with a register function.
+  for (const register of EXTRA_COMMANDS) register(program, ctx);
+
   return program;
 }
+
+const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [];
 
 const VERSION = '0.1.0';
 
@@ -72,7 +79,7 @@ export async function runCli(argv: string[], deps: CliDeps = {}): Promise<number
   const io = deps.io ?? processIo;
   const registry = deps.registry ?? defaultRegistry();
   const result = { code: EXIT.OK as number };
-  const program = buildProgram(registry, io, result);
+  const program = buildProgram({ registry, io, result });
   try {
     await program.parseAsync(argv);
   } catch (err) {
