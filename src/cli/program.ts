@@ -3,9 +3,11 @@ import type { PlatformRegistry } from '../adapters/platform.js';
 import { defaultRegistry } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
 import { checkCommand } from './check.js';
+import { registerDemoCommand } from './demo.js';
 import type { CommandContext } from './context.js';
 import { processIo, type CliIo } from './io.js';
 import { runGateway } from './run.js';
+import { registerServiceCommands } from './service.js';
 import { statusCommand } from './status.js';
 
 export interface CliDeps {
@@ -70,7 +72,10 @@ function buildProgram(ctx: CommandContext): Command {
   return program;
 }
 
-const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [];
+const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [
+  registerServiceCommands,
+  registerDemoCommand,
+];
 
 const VERSION = '0.1.0';
 
