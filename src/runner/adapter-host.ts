@@ -24,6 +24,8 @@ export interface HostRunner {
   dispatch(event: InboundEvent): void;
 }
 
+const ADAPTER_OWNED_STATES: readonly AdapterState[] = ['connecting', 'connected', 'reconnecting'];
+
 export function persistError(error: GatewayError, at: string): PersistedError {
   return { code: error.code, message: error.message, retryable: error.retryable, at };
 }
@@ -39,7 +41,8 @@ export class AdapterHost {
   settled: Promise<void> = Promise.resolve();
   private readonly controller = new AbortController();
   private stopRequestedFlag = false;
-  private hasSettled = false;
+  /** True until start() and again once run() has settled: an unstarted host has nothing to wait for. */
+  private hasSettled = true;
   private lastEventAtMs: number | null = null;
 
   constructor(
@@ -70,6 +73,7 @@ export class AdapterHost {
   /** Starts the adapter's life. Call once. */
   start(): void {
     const ctx = this.context();
+    this.hasSettled = false;
     // run() is called inside a then() so a synchronous throw becomes a rejection too.
     this.settled = Promise.resolve()
       .then(() => this.adapter.run(ctx, this.controller.signal))
@@ -152,7 +156,9 @@ export class AdapterHost {
       log: this.log,
       transition: async (state: AdapterOwnedState, patch: AdapterStatusPatch = {}) => {
         const from = this.state;
-        if (!canAdapterMove(from, state)) {
+        // `stopped` and `fatal` belong to the runner: an adapter entering them itself would
+        // hide its own end (setTerminal() leaves a terminal state alone).
+        if (!ADAPTER_OWNED_STATES.includes(state) || !canAdapterMove(from, state)) {
           throw new GatewayError(
             'GW_ERR_INTERNAL',
             `invalid transition of ${this.name}: ${from} -> ${state}`,

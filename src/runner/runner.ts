@@ -196,6 +196,8 @@ export class Runner implements HostRunner {
       host.setTerminal('stopped', timeout, 'abandoned');
       this.log.error({ code: timeout.code, platform: host.name }, timeout.message);
     }
+    // Hosts that never started (the gateway failed while starting) end `stopped` too.
+    for (const host of this.hosts) host.setTerminal('stopped', null);
     if (ending.kind === 'stop') {
       const forced =
         abandoned.length > 0 ? ` (forced after ${this.options.shutdownTimeoutMs} ms)` : '';
