@@ -1,5 +1,7 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { PlatformRegistry } from '../adapters/platform.js';
-import { loadConfig, locateConfig } from '../config/load.js';
+import { locateConfig, stateFileSetting } from '../config/load.js';
 import { isGatewayError } from '../errors.js';
 import { statusLine } from '../runner/status-line.js';
 import { defaultStatePath } from '../state/paths.js';
@@ -32,19 +34,36 @@ export interface StatusReport {
 }
 
 /** Where the state file is: --state, else the config's state_file, else the default. */
-function resolveStatePath(
-  options: StatusOptions,
-  registry: PlatformRegistry,
-  env: NodeJS.ProcessEnv,
-): string {
-  if (options.state) return options.state;
-  try {
-    const { config } = loadConfig(locateConfig(options.config, env), registry, env);
-    if (config.state_file) return config.state_file;
-  } catch {
-    // status must work without a readable config (it may hold secrets we cannot read).
+/**
+ * Where the state file may be: --state, else the config's `state_file`, else the default.
+ * Without STATE_DIRECTORY in our environment (a shell, not the unit) the default has two
+ * candidates, because systemd before v256 puts a user unit's StateDirectory= under
+ * $XDG_CONFIG_HOME rather than $XDG_STATE_HOME; the freshest file wins.
+ */
+function candidateStatePaths(options: StatusOptions, env: NodeJS.ProcessEnv): string[] {
+  if (options.state) return [options.state];
+  const configured = stateFileSetting(locateConfig(options.config, env), env);
+  if (configured) return [configured];
+  const paths = [defaultStatePath(env)];
+  if (!env.STATE_DIRECTORY) {
+    const xdgConfig = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+    paths.push(join(xdgConfig, 'hermes-gateway', 'gateway_state.json'));
   }
-  return defaultStatePath(env);
+  return paths;
+}
+
+/** Reads the freshest of the candidate state files; rejects with the first path's error. */
+async function readFreshestState(paths: string[]): Promise<{ path: string; doc: StateDocument }> {
+  const results = await Promise.allSettled(paths.map((path) => readStateFile(path)));
+  let best: { path: string; doc: StateDocument } | null = null;
+  results.forEach((result, i) => {
+    if (result.status !== 'fulfilled') return;
+    if (!best || Date.parse(result.value.updated_at) > Date.parse(best.doc.updated_at)) {
+      best = { path: paths[i]!, doc: result.value };
+    }
+  });
+  if (best) return best;
+  throw (results[0] as PromiseRejectedResult).reason;
 }
 
 export async function buildStatusReport(
@@ -53,10 +72,11 @@ export async function buildStatusReport(
   env: NodeJS.ProcessEnv,
   now = Date.now(),
 ): Promise<StatusReport> {
-  const path = resolveStatePath(options, registry, env);
+  const candidates = candidateStatePaths(options, env);
+  let path = candidates[0]!;
   let doc: StateDocument;
   try {
-    doc = await readStateFile(path);
+    ({ path, doc } = await readFreshestState(candidates));
   } catch (err) {
     const message = isGatewayError(err) ? err.message : String(err);
     return {

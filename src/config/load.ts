@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { GatewayError } from '../errors.js';
 import { buildConfigSchema, type GatewayConfig } from './schema.js';
+import { interpolate } from './interpolate.js';
 import { resolveConfigValues } from './secrets.js';
 
 export interface LoadedConfig {
@@ -117,4 +118,22 @@ export function enabledPlatforms(config: GatewayConfig): string[] {
   return Object.entries(config.platforms)
     .filter(([, value]) => value?.enabled === true)
     .map(([name]) => name);
+}
+
+/**
+ * Only the `state_file` setting of a config, for `status`: it must work where the secrets
+ * the full config needs are not in the environment. Null when absent or unreadable.
+ */
+export function stateFileSetting(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string | null {
+  try {
+    const raw = parseDocument(readFileSync(file, 'utf8')).toJS() as { state_file?: unknown } | null;
+    if (typeof raw?.state_file !== 'string' || raw.state_file === '') return null;
+    const value = interpolate(raw.state_file, env, 'state_file', file);
+    return isAbsolute(value) ? value : resolve(dirname(file), value);
+  } catch {
+    return null;
+  }
 }
