@@ -7,6 +7,7 @@ import { registerDemoCommand } from './demo.js';
 import type { CommandContext } from './context.js';
 import { processIo, type CliIo } from './io.js';
 import { runGateway } from './run.js';
+import { registerSendCommand } from './send.js';
 import { registerServiceCommands } from './service.js';
 import { statusCommand } from './status.js';
 
@@ -75,6 +76,7 @@ function buildProgram(ctx: CommandContext): Command {
 const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [
   registerServiceCommands,
   registerDemoCommand,
+  registerSendCommand,
 ];
 
 const VERSION = '0.1.0';
@@ -90,7 +92,13 @@ export async function runCli(argv: string[], deps: CliDeps = {}): Promise<number
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version are successes; every parse error is a usage error (exit 2).
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') {
+      // `help <command>` ends with code 'commander.help' and exitCode 0, a bare program with
+      // exitCode 1: commander's own exitCode tells success from a usage error.
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        (err.code === 'commander.help' && err.exitCode === 0)
+      ) {
         return EXIT.OK;
       }
       return EXIT.USAGE;

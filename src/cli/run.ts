@@ -8,6 +8,9 @@ import { defaultStatePath } from '../state/paths.js';
 import { StateStore } from '../state/store.js';
 import { loadNotifier } from '../systemd/notify.js';
 import { createPipeline } from '../handlers/pipeline.js';
+import { checkControlConfig } from '../control/config.js';
+import { createControlServer } from '../control/server.js';
+import { bindStateMetrics, metrics } from '../metrics.js';
 
 export interface RunOptions {
   config?: string | undefined;
@@ -25,6 +28,8 @@ async function persistStartupFailure(
   log: Logger,
 ): Promise<void> {
   const store = new StateStore({ path, heartbeatIntervalMs: DEFAULTS.heartbeatIntervalMs, log });
+  // write_seq only grows, across restarts too (a failed start is one more write to the file).
+  await store.resumeSequence();
   store.setGateway({
     state: 'fatal',
     since: store.iso(),
@@ -49,6 +54,7 @@ export async function runGateway(
   let loaded: LoadedConfig;
   try {
     loaded = loadConfig(configFile, registry, env);
+    checkControlConfig(loaded.config.control, configFile, env);
     if (enabledPlatforms(loaded.config).length === 0) {
       throw new GatewayError(
         'GW_ERR_NO_PLATFORMS',
@@ -88,12 +94,18 @@ export async function runGateway(
     const def = registry.get(name)!;
     return def.create(config.platforms[name]!);
   });
-  const pipeline = createPipeline({ config, adapters, log });
-  const runner = new Runner({
+  const pipeline = createPipeline({ config, adapters, log, metrics });
+  bindStateMetrics(store);
+  metrics.collectProcessMetrics();
+  // Started by the runner's READY (the gateway is running); closed after the runner ends.
+  const control = config.control?.listen
+    ? createControlServer({ config: config.control, adapters, state: store, metrics, log })
+    : null;
+  const runner: Runner = new Runner({
     adapters,
     store,
     log,
-    notifier,
+    notifier: control ? control.startOnReady(notifier, (err) => runner.fail(err)) : notifier,
     shutdownTimeoutMs: config.shutdown_timeout_ms,
     heartbeatIntervalMs: config.heartbeat_interval_ms,
     dispatch: (event) => pipeline.dispatch(event),
@@ -122,6 +134,7 @@ export async function runGateway(
       'starting hermes-gateway',
     );
     outcome = await runner.run();
+    await control?.close();
     await pipeline.close();
   } finally {
     process.off('SIGTERM', onSignal);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PlatformRegistry } from '../adapters/platform.js';
+import { controlSchema, type ControlConfig } from '../control/config.js';
 import { handlerSchema, type HandlerConfig } from '../handlers/config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -17,6 +18,8 @@ export interface GatewayConfig {
   shutdown_timeout_ms: number;
   heartbeat_interval_ms: number;
   handler: HandlerConfig;
+  /** The local control API; off unless `control.listen` is set. */
+  control?: ControlConfig | undefined;
   /** Validated per platform by its own schema; keyed by platform name. */
   platforms: Record<string, { enabled: boolean } | undefined>;
 }
@@ -36,6 +39,7 @@ export function buildConfigSchema(
       shutdown_timeout_ms: positiveMs.default(DEFAULTS.shutdownTimeoutMs),
       heartbeat_interval_ms: positiveMs.default(DEFAULTS.heartbeatIntervalMs),
       handler: handlerSchema.default({ type: 'echo' }),
+      control: controlSchema.optional(),
       platforms: z.object(platformShape).strict().default({}),
     })
     .strict();

@@ -1,73 +1,264 @@
 import type { Logger } from 'pino';
 import type { Adapter, InboundEvent } from '../adapters/contract.js';
-import type { GatewayConfig } from '../config/schema.js';
-import { toGatewayError } from '../errors.js';
-import { createEchoHandler } from './echo.js';
-import type { Handler } from './handler.js';
+import { GatewayError, toGatewayError } from '../errors.js';
+import { metrics as sharedMetrics, type GatewayMetrics } from '../metrics.js';
+import type { HandlerConfig } from './config.js';
+import { createHandler } from './create.js';
+import { deliver } from './deliver.js';
+import './errors.js';
+import { conversationKey, type Handler } from './handler.js';
 
 export interface PipelineOptions {
-  config: GatewayConfig;
-  adapters: Adapter[];
+  /** The gateway config, or just its `handler` section. */
+  config: { handler: HandlerConfig };
+  adapters: Iterable<Adapter>;
   log: Logger;
+  /** Where to count; the process's shared set by default. */
+  metrics?: GatewayMetrics;
+  /** Replaces the handler `config.handler.type` names (embedding, tests of the scheduling). */
+  handler?: Handler;
+  /** Clock of the dedupe window; Date.now by default. */
+  now?: () => number;
 }
 
 export interface Pipeline {
   /** Accepts one inbound event; never throws, never blocks the adapter. */
   dispatch(event: InboundEvent): void;
-  /** Cancels work in flight and waits for it to settle. */
+  /** Resolves once no event is waiting or being handled. */
+  idle(): Promise<void>;
+  /** Events waiting and events being handled, right now. */
+  readonly load: { waiting: number; running: number };
+  /** Drops waiting events, cancels the handler calls in flight and waits for them to settle. */
   close(): Promise<void>;
 }
 
-function createHandler(config: GatewayConfig): Handler {
-  switch (config.handler.type) {
-    case 'echo':
-      return createEchoHandler();
+interface Conversation {
+  readonly key: string;
+  readonly queue: InboundEvent[];
+  running: boolean;
+}
+
+/**
+ * Event ids seen recently, oldest first (a Map keeps insertion order, and an id is moved to
+ * the end when seen again), bounded both by age and by count.
+ */
+class RecentIds {
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly maxEntries: number,
+    private readonly now: () => number,
+  ) {}
+
+  has(id: string): boolean {
+    const at = this.seen.get(id);
+    return at !== undefined && this.now() - at < this.windowMs;
+  }
+
+  add(id: string): void {
+    const now = this.now();
+    this.seen.delete(id);
+    this.seen.set(id, now);
+    for (const [oldest, at] of this.seen) {
+      if (this.seen.size <= this.maxEntries && now - at < this.windowMs) break;
+      this.seen.delete(oldest);
+    }
+  }
+
+  delete(id: string): void {
+    this.seen.delete(id);
   }
 }
 
 /**
- * Carries events from adapters to the handler and replies back. Events of one conversation
- * are handled in order (a promise chain per chat); different chats run concurrently.
+ * Carries events from adapters to the handler and replies back (README: "Message flow").
+ *
+ * - Events of one conversation (platform + chat) are handled one at a time, in arrival
+ *   order; different conversations run concurrently, at most `handler.concurrency` at once,
+ *   taking turns (a busy chat cannot starve the others).
+ * - At most `queue_limit` events wait per conversation and `max_queued_events` in all; an
+ *   event beyond either is dropped, logged (`GW_ERR_HANDLER_QUEUE_OVERFLOW`) and counted.
+ * - An event id accepted within `dedupe_window_ms` is a redelivery: dropped, logged at debug
+ *   and counted.
+ * - Each reply goes through `adapter.send` under `send_timeout_ms`; a failure is logged with
+ *   its code and counted, and the conversation moves on.
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
-  const handler = createHandler(options.config);
-  const adapters = new Map(options.adapters.map((a) => [a.name, a]));
-  const chains = new Map<string, Promise<void>>();
-  const controller = new AbortController();
+  const config = options.config.handler;
+  const metrics = options.metrics ?? sharedMetrics;
   const log = options.log.child({ component: 'pipeline' });
+  const handler = options.handler ?? createHandler(config, { log: options.log });
+  const adapters = new Map([...options.adapters].map((a) => [a.name, a]));
+  const recent = new RecentIds(
+    config.dedupe_window_ms,
+    config.dedupe_max_entries,
+    options.now ?? Date.now,
+  );
+  const conversations = new Map<string, Conversation>();
+  /** Conversations with waiting events and nothing running, in the order they became ready. */
+  const ready: Conversation[] = [];
+  const tasks = new Set<Promise<void>>();
+  const controller = new AbortController();
+  let waiting = 0;
+  let running = 0;
+  let closed = false;
+  let idleWaiters: Array<() => void> = [];
 
-  async function process(event: InboundEvent): Promise<void> {
-    const adapter = adapters.get(event.platform);
-    if (!adapter) return;
-    try {
-      const replies = await handler.handle(event, controller.signal);
-      for (const reply of replies) {
-        await adapter.send(
-          { chat: event.chat, text: reply.text, reply: event.reply },
-          controller.signal,
-        );
-      }
-    } catch (err) {
-      const error = toGatewayError(err, 'GW_ERR_INTERNAL');
-      log.warn({ code: error.code, event_id: event.id }, `event not answered: ${error.message}`);
+  function updateLoad(): void {
+    metrics.pipelineQueuedEvents.set(waiting + running);
+    if (waiting + running === 0 && idleWaiters.length > 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const resolve of waiters) resolve();
     }
+  }
+
+  function overflow(event: InboundEvent, conversationWaiting: number): void {
+    const error = new GatewayError(
+      'GW_ERR_HANDLER_QUEUE_OVERFLOW',
+      conversationWaiting >= config.queue_limit
+        ? `conversation queue full (${config.queue_limit} waiting): event dropped`
+        : `pipeline queue full (${config.max_queued_events} waiting): event dropped`,
+    );
+    metrics.queueOverflowTotal.inc({ platform: event.platform });
+    log.warn(
+      {
+        code: error.code,
+        event_id: event.id,
+        platform: event.platform,
+        chat_type: event.chat.type,
+        chat_id: event.chat.id,
+      },
+      error.message,
+    );
+  }
+
+  async function handleEvent(event: InboundEvent): Promise<void> {
+    const adapter = adapters.get(event.platform);
+    if (!adapter) {
+      log.error({ event_id: event.id, platform: event.platform }, 'event from an unknown platform');
+      return;
+    }
+    const endTimer = metrics.handlerLatencySeconds.startTimer({ handler: handler.type });
+    let replies;
+    try {
+      replies = await handler.handle(event, controller.signal);
+      endTimer();
+    } catch (err) {
+      endTimer();
+      const error = toGatewayError(err, 'GW_ERR_HANDLER_FAILED');
+      metrics.handlerErrorsTotal.inc({ handler: handler.type, code: error.code });
+      const fields = {
+        ...error.details,
+        code: error.code,
+        event_id: event.id,
+        platform: event.platform,
+      };
+      if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
+      else log.warn(fields, `event not answered: ${error.message}`);
+      return;
+    }
+    for (const reply of replies) {
+      try {
+        await deliver(
+          adapter,
+          { chat: event.chat, text: reply.text, reply: event.reply },
+          { timeoutMs: config.send_timeout_ms, signal: controller.signal, metrics },
+        );
+      } catch (err) {
+        const error = toGatewayError(err, 'GW_ERR_DELIVERY_FAILED');
+        const fields = { code: error.code, event_id: event.id, platform: event.platform };
+        if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
+        else log.warn(fields, `reply not delivered: ${error.message}`);
+      }
+    }
+  }
+
+  function pump(): void {
+    while (running < config.concurrency && ready.length > 0) {
+      const conversation = ready.shift()!;
+      const event = conversation.queue.shift()!;
+      waiting -= 1;
+      running += 1;
+      conversation.running = true;
+      // handleEvent never rejects: every failure is logged and counted inside.
+      const task: Promise<void> = handleEvent(event)
+        .catch((err: unknown) => {
+          log.error(
+            { code: 'GW_ERR_INTERNAL', event_id: event.id },
+            `pipeline bug: ${String(err)}`,
+          );
+        })
+        .then(() => {
+          tasks.delete(task);
+          running -= 1;
+          conversation.running = false;
+          if (conversation.queue.length > 0) ready.push(conversation);
+          else conversations.delete(conversation.key);
+          if (!closed) pump();
+          updateLoad();
+        });
+      tasks.add(task);
+    }
+    updateLoad();
+  }
+
+  function accept(event: InboundEvent): void {
+    if (closed) {
+      log.debug({ event_id: event.id }, 'event after close: dropped');
+      return;
+    }
+    metrics.inboundEventsTotal.inc({ platform: event.platform });
+    if (recent.has(event.id)) {
+      metrics.duplicatesDroppedTotal.inc({ platform: event.platform });
+      log.debug({ event_id: event.id, platform: event.platform }, 'duplicate event dropped');
+      return;
+    }
+    const key = conversationKey(event);
+    let conversation = conversations.get(key);
+    const conversationWaiting = conversation?.queue.length ?? 0;
+    if (conversationWaiting >= config.queue_limit || waiting >= config.max_queued_events) {
+      overflow(event, conversationWaiting);
+      return;
+    }
+    recent.add(event.id);
+    if (!conversation) {
+      conversation = { key, queue: [], running: false };
+      conversations.set(key, conversation);
+    }
+    conversation.queue.push(event);
+    waiting += 1;
+    if (!conversation.running && conversation.queue.length === 1) ready.push(conversation);
+    pump();
   }
 
   return {
     dispatch(event) {
-      const key = `${event.platform}:${event.chat.type}:${event.chat.id}`;
-      const previous = chains.get(key) ?? Promise.resolve();
-      // process() never rejects, so the chain cannot break or leak a rejection.
-      const next: Promise<void> = previous
-        .then(() => process(event))
-        .then(() => {
-          if (chains.get(key) === next) chains.delete(key);
-        });
-      chains.set(key, next);
+      try {
+        accept(event);
+      } catch (err) {
+        // dispatch runs inside an adapter's socket callback: nothing may escape.
+        log.error({ code: 'GW_ERR_INTERNAL', event_id: event.id }, `pipeline bug: ${String(err)}`);
+      }
+    },
+    idle() {
+      if (waiting + running === 0) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+    get load() {
+      return { waiting, running };
     },
     async close() {
+      if (closed) return;
+      closed = true;
+      if (waiting > 0) log.info({ dropped: waiting }, 'stopping: waiting events dropped');
+      for (const conversation of conversations.values()) conversation.queue.length = 0;
+      ready.length = 0;
+      waiting = 0;
       controller.abort();
-      await Promise.allSettled([...chains.values()]);
+      updateLoad();
+      await Promise.allSettled([...tasks]);
       await handler.close?.();
     },
   };

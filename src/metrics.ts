@@ -1,0 +1,210 @@
+/**
+ * Prometheus metrics (served by the control API at `GET /metrics`).
+ *
+ * `createMetrics()` builds a set of metrics on its own prom-client `Registry`: nothing is
+ * registered on prom-client's global registry and no timer is started, so tests can create as
+ * many as they like. The process has one shared set, `metrics`, created at import; its members
+ * are also exported by name (`reconnectsTotal`, ...) for code that has no other way to reach
+ * the gateway's set (adapters: `reconnectsTotal.inc({ platform: 'qqbot', cause: 'close_4009' })`).
+ * The pipeline and the control server take a `GatewayMetrics` as an option, so a test can
+ * give them a fresh set and assert on exact values.
+ *
+ * Label values must come from small fixed sets (platform names, handler types, error codes,
+ * reconnect causes): never a chat id, a message id or any text from a user.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ADAPTER_STATES } from './adapters/contract.js';
+import { GATEWAY_STATES, type StateDocument } from './state/schema.js';
+
+/** Outcome of one delivery attempt through `adapter.send`. */
+export type DeliveryResult = 'ok' | 'error' | 'timeout';
+
+/** What the collect-time gauges read: a `StateStore` fits. */
+export interface StateSource {
+  snapshot(): StateDocument;
+  readonly writeCount: number;
+}
+
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** `hermes_reconnects_total{platform,cause}`: an adapter starts a reconnect. */
+  readonly reconnectsTotal: Counter<'platform' | 'cause'>;
+  /** `hermes_inbound_events_total{platform}`: every event an adapter emits. */
+  readonly inboundEventsTotal: Counter<'platform'>;
+  /** `hermes_duplicates_dropped_total{platform}`: events whose id was handled recently. */
+  readonly duplicatesDroppedTotal: Counter<'platform'>;
+  /** `hermes_queue_overflow_total{platform}`: events dropped because a chat's queue was full. */
+  readonly queueOverflowTotal: Counter<'platform'>;
+  /** `hermes_handler_latency_seconds{handler}`: time from handler start to replies (or error). */
+  readonly handlerLatencySeconds: Histogram<'handler'>;
+  /** `hermes_handler_errors_total{handler,code}`: handler failures by error code. */
+  readonly handlerErrorsTotal: Counter<'handler' | 'code'>;
+  /** `hermes_deliveries_total{platform,result}`: replies and proactive sends by outcome. */
+  readonly deliveriesTotal: Counter<'platform' | 'result'>;
+  /** `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running). */
+  readonly pipelineQueuedEvents: Gauge;
+  /**
+   * Feeds `hermes_gateway_state{state}`, `hermes_adapter_state{platform,state}` (1 for the
+   * current state, 0 for the others), `hermes_adapter_reconnect_attempt{platform}` and
+   * `hermes_state_file_writes_total` from `source` at scrape time. Returns an unbind function.
+   * Binding again replaces the previous source.
+   */
+  bindState(source: StateSource): () => void;
+  /** Adds prom-client's process metrics (`process_*`, `nodejs_*`) to this registry; idempotent. */
+  collectProcessMetrics(): void;
+}
+
+/** Handler latencies range from an echo (microseconds) to a slow LLM (tens of seconds). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Builds a fresh, independent set of the gateway's metrics on its own registry. */
+export function createMetrics(): GatewayMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  let source: StateSource | null = null;
+  let processMetrics = false;
+
+  const reconnectsTotal = new Counter({
+    name: 'hermes_reconnects_total',
+    help: 'Reconnects started by adapters, by platform and cause.',
+    labelNames: ['platform', 'cause'] as const,
+    registers,
+  });
+  const inboundEventsTotal = new Counter({
+    name: 'hermes_inbound_events_total',
+    help: 'Inbound events emitted by adapters.',
+    labelNames: ['platform'] as const,
+    registers,
+  });
+  const duplicatesDroppedTotal = new Counter({
+    name: 'hermes_duplicates_dropped_total',
+    help: 'Inbound events dropped because the same event id was handled within the dedupe window.',
+    labelNames: ['platform'] as const,
+    registers,
+  });
+  const queueOverflowTotal = new Counter({
+    name: 'hermes_queue_overflow_total',
+    help: "Inbound events dropped because their conversation's queue was full.",
+    labelNames: ['platform'] as const,
+    registers,
+  });
+  const handlerLatencySeconds = new Histogram({
+    name: 'hermes_handler_latency_seconds',
+    help: 'Time a handler took to answer one event, in seconds (failures included).',
+    labelNames: ['handler'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const handlerErrorsTotal = new Counter({
+    name: 'hermes_handler_errors_total',
+    help: 'Handler failures, by handler type and error code.',
+    labelNames: ['handler', 'code'] as const,
+    registers,
+  });
+  const deliveriesTotal = new Counter({
+    name: 'hermes_deliveries_total',
+    help: 'Messages handed to adapter.send (replies and proactive sends), by result.',
+    labelNames: ['platform', 'result'] as const,
+    registers,
+  });
+  const pipelineQueuedEvents = new Gauge({
+    name: 'hermes_pipeline_queued_events',
+    help: 'Inbound events accepted by the pipeline and not finished yet (waiting or running).',
+    registers,
+  });
+
+  new Gauge({
+    name: 'hermes_gateway_state',
+    help: 'The gateway state: 1 for the current state, 0 for the others.',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      this.reset();
+      if (!source) return;
+      const current = source.snapshot().gateway.state;
+      for (const state of GATEWAY_STATES) this.set({ state }, state === current ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'hermes_adapter_state',
+    help: 'Each adapter state: 1 for the current state, 0 for the others.',
+    labelNames: ['platform', 'state'] as const,
+    registers,
+    collect() {
+      this.reset();
+      if (!source) return;
+      for (const [platform, status] of Object.entries(source.snapshot().platforms)) {
+        for (const state of ADAPTER_STATES) {
+          this.set({ platform, state }, state === status.state ? 1 : 0);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'hermes_adapter_reconnect_attempt',
+    help: 'The current reconnect attempt of each adapter (0 when connected).',
+    labelNames: ['platform'] as const,
+    registers,
+    collect() {
+      this.reset();
+      if (!source) return;
+      for (const [platform, status] of Object.entries(source.snapshot().platforms)) {
+        this.set({ platform }, status.reconnect_attempt);
+      }
+    },
+  });
+  new Counter({
+    name: 'hermes_state_file_writes_total',
+    help: 'Successful atomic writes of gateway_state.json by this process.',
+    registers,
+    collect() {
+      // The store owns the count; the counter mirrors it at scrape time.
+      this.reset();
+      const writes = source?.writeCount ?? 0;
+      if (writes > 0) this.inc(writes);
+    },
+  });
+
+  return {
+    registry,
+    reconnectsTotal,
+    inboundEventsTotal,
+    duplicatesDroppedTotal,
+    queueOverflowTotal,
+    handlerLatencySeconds,
+    handlerErrorsTotal,
+    deliveriesTotal,
+    pipelineQueuedEvents,
+    bindState(next) {
+      source = next;
+      return () => {
+        if (source === next) source = null;
+      };
+    },
+    collectProcessMetrics() {
+      if (processMetrics) return;
+      processMetrics = true;
+      collectDefaultMetrics({ register: registry });
+    },
+  };
+}
+
+/** The process's shared set: what `hermes-gateway run` serves and adapters count into. */
+export const metrics: GatewayMetrics = createMetrics();
+
+export const {
+  registry,
+  reconnectsTotal,
+  inboundEventsTotal,
+  duplicatesDroppedTotal,
+  queueOverflowTotal,
+  handlerLatencySeconds,
+  handlerErrorsTotal,
+  deliveriesTotal,
+  pipelineQueuedEvents,
+} = metrics;
+
+/** Feeds the shared set's state gauges from `store` (see `GatewayMetrics.bindState`). */
+export function bindStateMetrics(store: StateSource, target: GatewayMetrics = metrics): () => void {
+  return target.bindState(store);
+}

@@ -1,0 +1,190 @@
+/**
+ * The metrics, driven the way the gateway drives them: a real Runner with a scripted adapter
+ * that emits events, the real pipeline (echo) and the control server started by the runner's
+ * READY, scraped over HTTP.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { OutboundMessage } from '../../src/adapters/contract.js';
+import { Secret } from '../../src/config/secret.js';
+import { controlRequest } from '../../src/control/client.js';
+import { controlSchema } from '../../src/control/config.js';
+import { createControlServer } from '../../src/control/server.js';
+import { parseHandlerConfig } from '../../src/handlers/config.js';
+import { createPipeline } from '../../src/handlers/pipeline.js';
+import * as shared from '../../src/metrics.js';
+import { createMetrics } from '../../src/metrics.js';
+import { Runner } from '../../src/runner/runner.js';
+import { StateStore } from '../../src/state/store.js';
+import { captureLogger, recordingNotifier } from '../support/capture.js';
+import { ScriptedAdapter, scriptedSchema } from '../support/scripted-platform.js';
+
+const TOKEN = 'metrics-test-token';
+
+/** The scripted adapter, recording sends in memory instead of printing them. */
+class QuietScripted extends ScriptedAdapter {
+  readonly sent: OutboundMessage[] = [];
+  override send(message: OutboundMessage): Promise<{ ids: string[] }> {
+    this.sent.push(message);
+    return Promise.resolve({ ids: [`q${this.sent.length}`] });
+  }
+}
+
+/** The value of one sample line in Prometheus text, or undefined. */
+function sample(text: string, line: string): number | undefined {
+  const escaped = line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const match = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : undefined;
+}
+
+await test('metrics', async (t) => {
+  await t.test('each createMetrics() has its own registry with every named metric', async () => {
+    const a = createMetrics();
+    const b = createMetrics();
+    a.inboundEventsTotal.inc({ platform: 'x' });
+    assert.equal((await b.inboundEventsTotal.get()).values.length, 0);
+    const names = a.registry
+      .getMetricsAsArray()
+      .map((m) => m.name)
+      .sort();
+    assert.deepEqual(names, [
+      'hermes_adapter_reconnect_attempt',
+      'hermes_adapter_state',
+      'hermes_deliveries_total',
+      'hermes_duplicates_dropped_total',
+      'hermes_gateway_state',
+      'hermes_handler_errors_total',
+      'hermes_handler_latency_seconds',
+      'hermes_inbound_events_total',
+      'hermes_pipeline_queued_events',
+      'hermes_queue_overflow_total',
+      'hermes_reconnects_total',
+      'hermes_state_file_writes_total',
+    ]);
+  });
+
+  await t.test('the shared set exports what adapters count into', async () => {
+    assert.equal(shared.reconnectsTotal, shared.metrics.reconnectsTotal);
+    shared.reconnectsTotal.inc({ platform: 'qqbot', cause: 'heartbeat_timeout' });
+    const text = await shared.registry.metrics();
+    assert.ok(
+      (sample(text, 'hermes_reconnects_total{platform="qqbot",cause="heartbeat_timeout"}') ?? 0) >=
+        1,
+    );
+  });
+});
+
+await test('metrics while events flow through a running gateway', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hgw-metrics-'));
+  t.after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  await t.test(
+    'inbound, deliveries, latency, adapter state and state writes change; /metrics shows them',
+    async () => {
+      const { log } = captureLogger('info');
+      const metrics = createMetrics();
+      const store = new StateStore({
+        path: join(dir, 'gateway_state.json'),
+        heartbeatIntervalMs: 60_000,
+        log,
+      });
+      const unbind = metrics.bindState(store);
+      const adapter = new QuietScripted(
+        'scripted',
+        scriptedSchema.parse({ then: 'echo_events', events: 5 }),
+      );
+      const pipeline = createPipeline({
+        config: { handler: parseHandlerConfig({ type: 'echo' }) },
+        adapters: [adapter],
+        log,
+        metrics,
+      });
+      const control = createControlServer({
+        config: controlSchema.parse({ listen: '127.0.0.1:0', token: new Secret(TOKEN) }),
+        adapters: [adapter],
+        state: store,
+        metrics,
+        log,
+      });
+      const failures: unknown[] = [];
+      const runner: Runner = new Runner({
+        adapters: [adapter],
+        store,
+        log,
+        notifier: control.startOnReady(recordingNotifier(), (err) => {
+          failures.push(err);
+          runner.fail(err);
+        }),
+        shutdownTimeoutMs: 2_000,
+        heartbeatIntervalMs: 60_000,
+        dispatch: (event) => pipeline.dispatch(event),
+      });
+
+      const before = await metrics.registry.metrics();
+      assert.equal(sample(before, 'hermes_inbound_events_total{platform="scripted"}'), undefined);
+      assert.equal(sample(before, 'hermes_state_file_writes_total'), 0);
+
+      const outcome = runner.run();
+      // The control server starts on READY; events flow once the adapter is connected.
+      for (let i = 0; i < 10_000 && (control.address === null || adapter.sent.length < 5); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      assert.equal(adapter.sent.length, 5);
+      await pipeline.idle();
+      const address = control.address;
+      assert.ok(address);
+      const scrape = await controlRequest({
+        listen: address,
+        method: 'GET',
+        path: '/metrics',
+        token: TOKEN,
+        timeoutMs: 5_000,
+      });
+      assert.equal(scrape.status, 200);
+      const text = scrape.text;
+      assert.equal(sample(text, 'hermes_inbound_events_total{platform="scripted"}'), 5);
+      assert.equal(sample(text, 'hermes_deliveries_total{platform="scripted",result="ok"}'), 5);
+      assert.equal(sample(text, 'hermes_handler_latency_seconds_count{handler="echo"}'), 5);
+      assert.equal(sample(text, 'hermes_adapter_state{platform="scripted",state="connected"}'), 1);
+      assert.equal(
+        sample(text, 'hermes_adapter_state{platform="scripted",state="reconnecting"}'),
+        0,
+      );
+      assert.equal(sample(text, 'hermes_gateway_state{state="running"}'), 1);
+      assert.equal(sample(text, 'hermes_pipeline_queued_events'), 0);
+      const writes = sample(text, 'hermes_state_file_writes_total') ?? 0;
+      assert.ok(writes >= 3, `state writes ${writes}`);
+
+      // A redelivery is dropped and counted.
+      pipeline.dispatch({
+        id: 'scripted:m0',
+        platform: 'scripted',
+        chat: { type: 'c2c', id: 'user0' },
+        sender: { id: 'user0' },
+        text: 'message 0',
+        attachments: [],
+        timestamp: new Date().toISOString(),
+        reply: {},
+      });
+      const after1 = await metrics.registry.metrics();
+      assert.equal(sample(after1, 'hermes_duplicates_dropped_total{platform="scripted"}'), 1);
+      assert.equal(sample(after1, 'hermes_inbound_events_total{platform="scripted"}'), 6);
+
+      runner.stop('test over');
+      assert.equal((await outcome).exitCode, 0);
+      await control.close();
+      await pipeline.close();
+      const final = await metrics.registry.metrics();
+      assert.equal(sample(final, 'hermes_adapter_state{platform="scripted",state="stopped"}'), 1);
+      assert.ok((sample(final, 'hermes_state_file_writes_total') ?? 0) > writes);
+      assert.deepEqual(failures, []);
+      unbind();
+      assert.equal(sample(await metrics.registry.metrics(), 'hermes_state_file_writes_total'), 0);
+    },
+  );
+});
