@@ -1,7 +1,8 @@
 import type { PlatformDefinition, PlatformRegistry } from './platform.js';
+import { qqbotPlatform } from './qqbot/index.js';
 
 /** Every platform the gateway ships with, by config name. */
 export function defaultRegistry(): PlatformRegistry {
-  const platforms: PlatformDefinition[] = [];
+  const platforms: PlatformDefinition[] = [qqbotPlatform];
   return new Map(platforms.map((p) => [p.name, p]));
 }

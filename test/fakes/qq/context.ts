@@ -12,6 +12,7 @@ import type {
   GatewayRequestRecord,
   HeartbeatRecord,
   IdentifyRecord,
+  RefusedUpgradeRecord,
   ResumeRecord,
   SendRecord,
   TokenRequestRecord,
@@ -24,6 +25,8 @@ import type { TokenStore } from './tokens.js';
 export class FakeRecords {
   readonly violations: Violation[] = [];
   readonly connections: ConnectionRecord[] = [];
+  /** WebSocket upgrades answered with an HTTP error (refused connections). */
+  readonly refusedUpgrades: RefusedUpgradeRecord[] = [];
   readonly disconnects: DisconnectRecord[] = [];
   readonly identifies: IdentifyRecord[] = [];
   readonly resumes: ResumeRecord[] = [];

@@ -2,7 +2,7 @@
  * Standalone fake QQ Bot server, spawned by `hermes-gateway demo` and the systemd tests.
  *
  *   node dist/test/fakes/qq/main.js [--port N] [--host H] [--app-id ID] [--secret S]
- *     [--heartbeat-interval-ms N] [--token-ttl-sec N] [--no-control]
+ *     [--heartbeat-interval-ms N] [--hello-delay-ms N] [--token-ttl-sec N] [--no-control]
  *
  * Prints one JSON line `{"tokenUrl","apiBase","wsUrl","appId","controlUrl"}` on stdout once
  * listening; the `/_fake/*` control routes (see control.ts) are on unless `--no-control`.
@@ -30,6 +30,7 @@ function parseOptions(argv: string[]): FakeQQServerOptions {
       'app-id': { type: 'string' },
       secret: { type: 'string' },
       'heartbeat-interval-ms': { type: 'string' },
+      'hello-delay-ms': { type: 'string' },
       'token-ttl-sec': { type: 'string' },
       'no-control': { type: 'boolean' },
     },
@@ -39,6 +40,7 @@ function parseOptions(argv: string[]): FakeQQServerOptions {
     throw new Error('--port must be an integer from 0 to 65535');
   }
   const heartbeatIntervalMs = numberArg(values['heartbeat-interval-ms'], 'heartbeat-interval-ms');
+  const helloDelayMs = numberArg(values['hello-delay-ms'], 'hello-delay-ms');
   const tokenTtlSec = numberArg(values['token-ttl-sec'], 'token-ttl-sec');
   return {
     controlApi: values['no-control'] !== true,
@@ -47,6 +49,7 @@ function parseOptions(argv: string[]): FakeQQServerOptions {
     ...(values.host !== undefined && { host: values.host }),
     ...(port !== undefined && { port }),
     ...(heartbeatIntervalMs !== undefined && { heartbeatIntervalMs }),
+    ...(helloDelayMs !== undefined && { helloDelayMs }),
     ...(tokenTtlSec !== undefined && { tokenTtlSec }),
   };
 }

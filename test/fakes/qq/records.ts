@@ -121,6 +121,13 @@ export interface GatewayRequestRecord {
   at: number;
 }
 
+/** A WebSocket upgrade the fake refused (`refuseConnections()`, a wrong path, closing). */
+export interface RefusedUpgradeRecord {
+  path: string;
+  status: number;
+  at: number;
+}
+
 /** Conversation kinds of the four message-sending endpoints. */
 export type SendScene = 'c2c' | 'group' | 'channel' | 'dm';
 
@@ -157,6 +164,8 @@ export interface FakeQQEvents {
   disconnect: DisconnectRecord;
   token: TokenRequestRecord;
   gateway: GatewayRequestRecord;
+  /** A WebSocket upgrade answered with an HTTP error instead of 101. */
+  'upgrade-refused': RefusedUpgradeRecord;
   /** Every send request, whatever its answer. */
   'send-request': SendRecord;
   /** A send the platform would have delivered. */

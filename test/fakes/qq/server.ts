@@ -171,6 +171,9 @@ export class FakeQQServer {
   get tokenRequests(): FakeRecords['tokenRequests'] {
     return this.records.tokenRequests;
   }
+  get refusedUpgrades(): FakeRecords['refusedUpgrades'] {
+    return this.records.refusedUpgrades;
+  }
   get gatewayRequests(): FakeRecords['gatewayRequests'] {
     return this.records.gatewayRequests;
   }
@@ -435,6 +438,9 @@ export class FakeQQServer {
     if (refusal !== null) {
       const response = `HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
       socket.end(response, () => socket.destroy());
+      const record = { path, status: Number(refusal.slice(0, 3)), at: Date.now() };
+      this.records.refusedUpgrades.push(record);
+      if (this.closing === null) this.events.emit('upgrade-refused', record);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {

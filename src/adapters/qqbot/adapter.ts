@@ -1,0 +1,438 @@
+/**
+ * The QQ Bot adapter: the reconnect loop (DESIGN §2). It owns the session across
+ * connections, the reconnect budget and every state transition; one GatewayConnection at a
+ * time does the protocol. `run()` resolves only after its signal aborts and throws when the
+ * budget is exhausted or the platform refuses for good, so it can never end silently.
+ */
+import pino, { type Logger } from 'pino';
+import type {
+  Adapter,
+  AdapterContext,
+  AdapterStatusPatch,
+  OutboundMessage,
+  SendResult,
+} from '../../adapters/contract.js';
+import { GatewayError, isGatewayError, toGatewayError } from '../../errors.js';
+import { Backoff, sleep } from '../../util/backoff.js';
+import type { QQBotSettings } from './config.js';
+import { GatewayConnection, type ConnectionEnd } from './connection.js';
+import './errors.js';
+import { normalizeMessage } from './normalize.js';
+import { INTENTS, isMessageEvent, type GatewayInfo, type ReconnectAction } from './protocol.js';
+import { QQRest } from './rest.js';
+import { Sender } from './send.js';
+import { TokenSource, isAbort, type AccessToken } from './token.js';
+import { reconnectsTotal } from '../../metrics.js';
+
+/** Message ids remembered for deduplication (redeliveries after a reconnect, AT + MESSAGE_CREATE). */
+const DEDUP_WINDOW = 4_096;
+/** Jitter ratio of backoff steps when jitter is on. */
+const BACKOFF_JITTER = 0.25;
+/** Extra wait after a session start limit's reset_after, so we ask after the reset. */
+const SESSION_LIMIT_SLACK_MS = 50;
+
+/** Counters for operators and tests; never persisted. */
+export interface QQBotStats {
+  frames: number;
+  messages: number;
+  duplicates: number;
+  badEvents: number;
+  malformedFrames: number;
+  oversizedFrames: number;
+  /** Dispatches that are not messages (or not enabled), by event type. */
+  otherDispatches: Record<string, number>;
+  identifies: number;
+  resumes: number;
+  connections: number;
+}
+
+/** The outcome of one connection attempt, from token fetch to socket close. */
+interface AttemptEnd {
+  action: ReconnectAction | 'stop';
+  error: GatewayError | null;
+  readyAt: number | null;
+  sentResume: boolean;
+  token: AccessToken | null;
+}
+
+/** A bounded set of recent ids (insertion order = age). */
+class RecentIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly max: number) {}
+
+  /** Adds `id`; false when it was already there. */
+  add(id: string): boolean {
+    if (this.ids.has(id)) return false;
+    this.ids.add(id);
+    if (this.ids.size > this.max) {
+      const oldest = this.ids.values().next().value;
+      if (oldest !== undefined) this.ids.delete(oldest);
+    }
+    return true;
+  }
+}
+
+export interface QQBotAdapterOptions {
+  /** Injectable randomness for jitter (tests, bench); defaults to Math.random. */
+  random?: () => number;
+}
+
+export class QQBotAdapter implements Adapter {
+  readonly name = 'qqbot';
+  readonly stats: QQBotStats = {
+    frames: 0,
+    messages: 0,
+    duplicates: 0,
+    badEvents: 0,
+    malformedFrames: 0,
+    oversizedFrames: 0,
+    otherDispatches: {},
+    identifies: 0,
+    resumes: 0,
+    connections: 0,
+  };
+  private readonly rest: QQRest;
+  private readonly tokens: TokenSource;
+  private readonly sender: Sender;
+  private readonly backoff: Backoff;
+  private readonly recent = new RecentIds(DEDUP_WINDOW);
+  private readonly random: () => number;
+  private log: Logger = pino({ level: 'silent' });
+  private ctx: AdapterContext | null = null;
+  /** The session to resume; survives connections, dropped when the server refuses it. */
+  private session: { id: string; seq: number } | null = null;
+  private botId: string | null = null;
+  /** Reconnect attempts since the last healthy connection. */
+  private attempt = 0;
+  /** `connecting` until the first attempt has ended, then `reconnecting`. */
+  private phaseState: 'connecting' | 'reconnecting' = 'connecting';
+  private detail: string | null = null;
+  private healthyTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly settings: QQBotSettings,
+    options: QQBotAdapterOptions = {},
+  ) {
+    this.random = options.random ?? Math.random;
+    this.rest = new QQRest({
+      appId: settings.appId,
+      apiBase: settings.apiBase,
+      tokenUrl: settings.tokenUrl,
+      restMs: settings.timeouts.restMs,
+      tokenMs: settings.timeouts.tokenMs,
+    });
+    this.tokens = new TokenSource({
+      rest: this.rest,
+      secret: settings.clientSecret,
+      marginMs: settings.tokenRefreshMarginMs,
+      jitter: settings.jitter,
+      log: () => this.log,
+      random: this.random,
+    });
+    this.sender = new Sender({
+      rest: this.rest,
+      tokens: this.tokens,
+      maxAttempts: settings.send.maxAttempts,
+      maxTextLength: settings.send.maxTextLength,
+      retryDelayMs: settings.send.retryDelayMs,
+      maxRetryDelayMs: settings.send.maxRetryDelayMs,
+      jitter: settings.jitter,
+      log: () => this.log,
+      random: this.random,
+    });
+    this.backoff = new Backoff({
+      stepsMs: settings.reconnect.backoffMs,
+      jitterRatio: settings.jitter ? BACKOFF_JITTER : 0,
+      random: this.random,
+    });
+  }
+
+  /**
+   * The adapter's life. Resolves after `signal` aborts. Rejects with
+   * GW_ERR_QQ_RECONNECT_EXHAUSTED (retryable: exit 1) when reconnect.max_attempts reconnects
+   * in a row failed, with GW_ERR_QQ_CREDENTIALS_REJECTED (exit 78) when the token endpoint
+   * refuses the credentials, or with the close code's error (GW_ERR_QQ_CLOSE_4915...,
+   * non-retryable: exit 78) for a fatal row of the close-code table.
+   */
+  async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
+    this.ctx = ctx;
+    this.log = ctx.log;
+    try {
+      await this.move({
+        reconnectAttempt: 0,
+        maxReconnectAttempts: this.settings.reconnect.maxAttempts,
+        resumable: false,
+        lastError: null,
+        detail: 'fetching_token',
+      });
+      ctx.track('qqbot token refresh', this.tokens.refreshLoop(signal));
+      await this.loop(ctx, signal);
+    } catch (err) {
+      // A crash and a stop are told apart by the signal: rethrow only if nobody asked to stop
+      // (e.g. a transition refused because the runner already ended the adapter).
+      if (signal.aborted) {
+        this.log.debug({ err: String(err) }, 'error after the stop request ignored');
+        return;
+      }
+      throw err;
+    } finally {
+      this.clearHealthyTimer();
+      this.tokens.close();
+    }
+  }
+
+  /** See Adapter.send; rejects with GW_ERR_QQ_SEND_* (send.ts). */
+  send(message: OutboundMessage, signal?: AbortSignal): Promise<SendResult> {
+    return this.sender.send(message, signal);
+  }
+
+  private async loop(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
+    const { maxAttempts, healthyAfterMs, maxResumeFailures, rateLimitedWaitMs } =
+      this.settings.reconnect;
+    let resumeFailures = 0;
+    while (!signal.aborted) {
+      const end = await this.attemptOnce(ctx, signal);
+      if (end.action === 'stop' || signal.aborted) return;
+      const error =
+        end.error ?? new GatewayError('GW_ERR_QQ_CONNECTION_CLOSED', 'connection ended');
+      if (end.action === 'fatal') {
+        this.log.error({ code: error.code }, `giving up for good: ${error.message}`);
+        throw error;
+      }
+      if (end.action === 'refresh_token') this.tokens.invalidate(end.token ?? undefined);
+      // Never loop on Resume: after maxResumeFailures refused or failed Resumes, Identify.
+      if (end.readyAt !== null) resumeFailures = 0;
+      else if (end.sentResume) resumeFailures += 1;
+      if (resumeFailures >= maxResumeFailures && this.session !== null) {
+        this.log.warn(
+          { resume_failures: resumeFailures },
+          'resume keeps failing: identifying instead',
+        );
+        this.session = null;
+        resumeFailures = 0;
+      }
+      // A connection that died soon after READY does not reset the budget: quick
+      // disconnects in a row still add up to GW_ERR_QQ_RECONNECT_EXHAUSTED.
+      if (end.readyAt !== null && Date.now() - end.readyAt >= healthyAfterMs) this.attempt = 0;
+      this.attempt += 1;
+      this.phaseState = 'reconnecting';
+      if (this.attempt > maxAttempts) {
+        throw new GatewayError(
+          'GW_ERR_QQ_RECONNECT_EXHAUSTED',
+          `gave up after ${maxAttempts} reconnect attempts without a healthy connection; last error ${error.code}: ${error.message}`,
+          { cause: error, details: { attempts: maxAttempts, last_code: error.code } },
+        );
+      }
+      // The cause label is a registered error code: a small, fixed set.
+      reconnectsTotal.inc({ platform: this.name, cause: error.code });
+      const rateLimited = end.action === 'wait';
+      const waitMs = rateLimited ? rateLimitedWaitMs : this.backoff.delayFor(this.attempt);
+      this.log.warn(
+        {
+          code: error.code,
+          action: end.action,
+          attempt: this.attempt,
+          max_attempts: maxAttempts,
+          wait_ms: waitMs,
+          resumable: this.session !== null,
+        },
+        `connection ended (${error.message}); reconnect ${this.attempt}/${maxAttempts} in ${waitMs} ms`,
+      );
+      await this.move({
+        reconnectAttempt: this.attempt,
+        lastError: error,
+        resumable: this.session !== null,
+        detail: rateLimited ? 'rate_limited' : 'backoff',
+      });
+      if (!(await sleep(waitMs, signal))) return;
+    }
+  }
+
+  /** One attempt: token, gateway discovery, one connection until it closes. */
+  private async attemptOnce(ctx: AdapterContext, signal: AbortSignal): Promise<AttemptEnd> {
+    const failed = (err: unknown, token: AccessToken | null = null): AttemptEnd => {
+      if (signal.aborted || isAbort(err)) return { ...blank(token), action: 'stop' };
+      const error = toGatewayError(err, 'GW_ERR_QQ_GATEWAY_FAILED');
+      return { ...blank(token), action: error.retryable ? 'resume' : 'fatal', error };
+    };
+    let token: AccessToken;
+    let info: GatewayInfo;
+    for (;;) {
+      // Only the platform calls are caught here: a failed state write is not a network
+      // error to retry, it propagates (and the runner has already ended the gateway).
+      await this.setDetail('fetching_token');
+      try {
+        token = await this.tokens.get(signal);
+      } catch (err) {
+        return failed(err);
+      }
+      await this.setDetail('fetching_gateway');
+      try {
+        info = await this.gatewayInfo(token, signal);
+        token = await this.tokens.get(signal);
+      } catch (err) {
+        return failed(err);
+      }
+      const limit = info.sessionStartLimit;
+      if (this.session !== null || limit === null || limit.remaining > 0) break;
+      // No Identify left in this window: wait for its reset instead of burning attempts.
+      const waitMs = Math.max(limit.resetAfterMs, 0) + SESSION_LIMIT_SLACK_MS;
+      this.log.warn(
+        { remaining: limit.remaining, total: limit.total, reset_after_ms: limit.resetAfterMs },
+        `session start limit reached: waiting ${waitMs} ms for its reset`,
+      );
+      await this.setDetail('waiting_session_limit');
+      if (!(await sleep(waitMs, signal))) return { ...blank(token), action: 'stop' };
+    }
+
+    const resume =
+      this.session === null ? null : { sessionId: this.session.id, seq: this.session.seq };
+    const connection = new GatewayConnection({
+      url: this.settings.gatewayUrl ?? info.url,
+      accessToken: token.value.reveal(),
+      intents: this.settings.intents,
+      shard: this.settings.shard,
+      resume,
+      timeouts: {
+        connectMs: this.settings.timeouts.connectMs,
+        helloMs: this.settings.timeouts.helloMs,
+        readyMs: this.settings.timeouts.readyMs,
+        heartbeatAckMs: this.settings.timeouts.heartbeatAckMs,
+        closeMs: this.settings.timeouts.closeMs,
+      },
+      maxPayloadBytes: this.settings.maxPayloadBytes,
+      jitter: this.settings.jitter,
+      random: this.random,
+      log: this.log,
+      hooks: {
+        frame: () => {
+          this.stats.frames += 1;
+          ctx.touch();
+        },
+        phase: async (detail) => {
+          if (detail === 'resuming') this.stats.resumes += 1;
+          else this.stats.identifies += 1;
+          await this.setDetail(detail);
+        },
+        ready: async (readyInfo) => {
+          if (!readyInfo.resumed) {
+            this.session = { id: readyInfo.sessionId, seq: 0 };
+            this.botId = readyInfo.botId ?? this.botId;
+          }
+          this.log.info(
+            { resumed: readyInfo.resumed, attempt: this.attempt },
+            readyInfo.resumed ? 'session resumed (RESUMED)' : 'session ready (READY)',
+          );
+          await this.move(
+            { reconnectAttempt: this.attempt, resumable: true, detail: null },
+            'connected',
+          );
+          this.armHealthyTimer(ctx);
+        },
+        dispatch: (t, d) => this.onDispatch(ctx, t, d),
+        dropped: (code) => {
+          if (code === 'GW_ERR_QQ_FRAME_TOO_LARGE') this.stats.oversizedFrames += 1;
+          else this.stats.malformedFrames += 1;
+        },
+      },
+    });
+    this.stats.connections += 1;
+    let end: ConnectionEnd;
+    try {
+      await this.setDetail('opening_socket');
+      end = await connection.run(signal);
+    } catch (err) {
+      if (signal.aborted) return { ...blank(token), action: 'stop' };
+      throw err;
+    } finally {
+      this.clearHealthyTimer();
+    }
+    // The session as the connection leaves it: forgotten (identify) or with its last seq.
+    this.session = end.sessionId === null ? null : { id: end.sessionId, seq: end.seq ?? 0 };
+    return {
+      action: end.action,
+      error: end.error,
+      readyAt: end.readyAt,
+      sentResume: end.sentResume,
+      token,
+    };
+  }
+
+  /** `GET /gateway/bot`, with one token refresh when the token is refused. */
+  private async gatewayInfo(token: AccessToken, signal: AbortSignal): Promise<GatewayInfo> {
+    try {
+      return await this.rest.gatewayBot(token.value, signal);
+    } catch (err) {
+      if (!(isGatewayError(err) && err.details.auth === true)) throw err;
+      this.log.info({ code: err.code }, 'gateway endpoint refused the token: refreshing it once');
+      this.tokens.invalidate(token);
+      const fresh = await this.tokens.get(signal);
+      return this.rest.gatewayBot(fresh.value, signal);
+    }
+  }
+
+  private onDispatch(ctx: AdapterContext, t: string, d: unknown): void {
+    const enabled =
+      isMessageEvent(t) &&
+      (t !== 'MESSAGE_CREATE' || (this.settings.intents & INTENTS.GUILD_MESSAGES) !== 0);
+    if (!enabled) {
+      this.stats.otherDispatches[t] = (this.stats.otherDispatches[t] ?? 0) + 1;
+      this.log.debug({ event_type: t }, 'dispatch ignored');
+      return;
+    }
+    const normalized = normalizeMessage(t, d, this.botId);
+    if (normalized.kind === 'malformed') {
+      this.stats.badEvents += 1;
+      this.log.warn(
+        { code: 'GW_ERR_QQ_BAD_EVENT', event_type: t },
+        `message dispatch dropped: ${normalized.reason}`,
+      );
+      return;
+    }
+    if (!this.recent.add(normalized.event.id)) {
+      // Redelivery (after a resume, or AT_MESSAGE_CREATE + MESSAGE_CREATE of one message).
+      this.stats.duplicates += 1;
+      this.log.debug({ event_id: normalized.event.id, event_type: t }, 'duplicate message ignored');
+      return;
+    }
+    this.stats.messages += 1;
+    ctx.emit(normalized.event);
+  }
+
+  /** Marks the connection healthy after healthy_after_ms: the budget starts over. */
+  private armHealthyTimer(ctx: AdapterContext): void {
+    this.clearHealthyTimer();
+    this.healthyTimer = setTimeout(() => {
+      this.healthyTimer = null;
+      if (this.attempt === 0) return;
+      this.attempt = 0;
+      this.log.info('connection healthy: reconnect attempts reset');
+      ctx.note({ reconnectAttempt: 0, lastError: null });
+    }, this.settings.reconnect.healthyAfterMs);
+  }
+
+  private clearHealthyTimer(): void {
+    if (this.healthyTimer !== null) clearTimeout(this.healthyTimer);
+    this.healthyTimer = null;
+  }
+
+  /** A sub-state change inside `connecting` / `reconnecting`, persisted (skipped if unchanged). */
+  private async setDetail(detail: string): Promise<void> {
+    if (this.detail === detail) return;
+    await this.move({ detail });
+  }
+
+  private async move(
+    patch: AdapterStatusPatch,
+    state: 'connecting' | 'reconnecting' | 'connected' = this.phaseState,
+  ): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx === null) return;
+    await ctx.transition(state, patch);
+    if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
+  }
+}
+
+function blank(token: AccessToken | null): AttemptEnd {
+  return { action: 'resume', error: null, readyAt: null, sentResume: false, token };
+}

@@ -1,0 +1,33 @@
+/**
+ * The QQ Bot platform (GitHub issue 3): config schema, adapter factory and credential probe.
+ */
+import { definePlatform } from '../platform.js';
+import { QQBotAdapter } from './adapter.js';
+import { qqbotSchema, toSettings, type QQBotConfig } from './config.js';
+import './errors.js';
+import { QQRest } from './rest.js';
+
+export const qqbotPlatform = definePlatform<QQBotConfig>({
+  name: 'qqbot',
+  schema: qqbotSchema,
+  create: (config) => new QQBotAdapter(toSettings(config)),
+  /**
+   * Fetches one access token. Resolves when the platform accepts the credentials; rejects
+   * with GW_ERR_QQ_CREDENTIALS_REJECTED (kind `config`) when it refuses them, or
+   * GW_ERR_QQ_TOKEN_FAILED when the endpoint cannot be reached.
+   */
+  probe: async (config) => {
+    const settings = toSettings(config);
+    const rest = new QQRest({
+      appId: settings.appId,
+      apiBase: settings.apiBase,
+      tokenUrl: settings.tokenUrl,
+      restMs: settings.timeouts.restMs,
+      tokenMs: settings.timeouts.tokenMs,
+    });
+    await rest.fetchToken(settings.clientSecret);
+  },
+});
+
+export { QQBotAdapter } from './adapter.js';
+export type { QQBotConfig, QQBotSettings } from './config.js';

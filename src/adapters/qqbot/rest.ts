@@ -1,0 +1,275 @@
+/**
+ * HTTP calls of the QQ Bot adapter: the token endpoint, gateway discovery and message sends,
+ * each bounded by a timeout from the config. Uses the global fetch (undici).
+ */
+import type { Secret } from '../../config/secret.js';
+import { GatewayError } from '../../errors.js';
+import {
+  ApiCode,
+  TOKEN_REJECTION_CODES,
+  apiErrorOf,
+  authorization,
+  parseGatewayInfo,
+  parseTokenAnswer,
+  retryAfterBodyMs,
+  tokenRequestBody,
+  type GatewayInfo,
+} from './protocol.js';
+
+const USER_AGENT = 'hermes-gateway (+qqbot adapter)';
+
+/** Why an HTTP exchange produced no answer. */
+export type HttpFailure = 'timeout' | 'network' | 'aborted';
+
+/** An HTTP exchange without an answer; `failure` tells a timeout from a stop request. */
+export class HttpFailureError extends Error {
+  constructor(
+    readonly failure: HttpFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'HttpFailureError';
+  }
+}
+
+export interface HttpAnswer {
+  status: number;
+  /** Parsed JSON body; undefined when the body is empty or not JSON. */
+  body: unknown;
+  headers: Headers;
+  /** The platform's `X-Tps-trace-ID`, for the log. */
+  traceId: string | null;
+}
+
+/**
+ * One HTTP exchange, body included, bounded by `timeoutMs`. Resolves with any status;
+ * rejects with HttpFailureError (`timeout`, `network`, or `aborted` when `signal` aborted).
+ */
+export async function httpRequest(
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string },
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<HttpAnswer> {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  const onAbort = (): void => controller.abort();
+  if (signal?.aborted) controller.abort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const res = await fetch(url, { ...init, signal: controller.signal });
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    return {
+      status: res.status,
+      body,
+      headers: res.headers,
+      traceId: res.headers.get('x-tps-trace-id'),
+    };
+  } catch (err) {
+    if (timedOut) {
+      throw new HttpFailureError('timeout', `no answer within ${timeoutMs} ms`, { cause: err });
+    }
+    if (signal?.aborted) throw new HttpFailureError('aborted', 'request aborted', { cause: err });
+    const detail =
+      err instanceof Error
+        ? ((err.cause as Error | undefined)?.message ?? err.message)
+        : String(err);
+    throw new HttpFailureError('network', detail, { cause: err });
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** `Retry-After` (seconds or an HTTP date) in ms; null when absent or unreadable. */
+export function retryAfterHeaderMs(headers: Headers, now = Date.now()): number | null {
+  const value = headers.get('retry-after');
+  if (value === null || value.trim() === '') return null;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}
+
+export interface RestOptions {
+  appId: string;
+  apiBase: string;
+  tokenUrl: string;
+  restMs: number;
+  tokenMs: number;
+}
+
+export interface AccessTokenGrant {
+  accessToken: string;
+  expiresInMs: number;
+}
+
+/** The answer to a message send; the caller classifies it (send.ts). */
+export interface SendAnswer {
+  status: number;
+  body: unknown;
+  /** Platform business code (`code`, else `err_code`), null when none. */
+  code: number | null;
+  message: string;
+  /** From `Retry-After` or a `retry_after` body field; null when the platform gave none. */
+  retryAfterMs: number | null;
+  traceId: string | null;
+}
+
+/** The adapter's HTTP client. Every method takes a signal; none logs a secret or token. */
+export class QQRest {
+  constructor(private readonly options: RestOptions) {}
+
+  /**
+   * Asks the token endpoint for an access token. Rejects with GW_ERR_QQ_CREDENTIALS_REJECTED
+   * (kind `config`) when the platform refuses the credentials, GW_ERR_QQ_TOKEN_FAILED for
+   * anything else, or HttpFailureError `aborted` on a stop request.
+   */
+  async fetchToken(secret: Secret, signal?: AbortSignal): Promise<AccessTokenGrant> {
+    const { tokenUrl, tokenMs, appId } = this.options;
+    let answer: HttpAnswer;
+    try {
+      answer = await httpRequest(
+        tokenUrl,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
+          body: tokenRequestBody(appId, secret.reveal()),
+        },
+        tokenMs,
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof HttpFailureError && err.failure === 'aborted') throw err;
+      const failure = err instanceof HttpFailureError ? err.failure : 'network';
+      throw new GatewayError(
+        'GW_ERR_QQ_TOKEN_FAILED',
+        `token endpoint: ${failure}: ${scrub((err as Error).message, secret)}`,
+        { details: { failure } },
+      );
+    }
+    const parsed = parseTokenAnswer(answer.body);
+    const trace = { status: answer.status, trace_id: answer.traceId };
+    if (parsed.kind === 'token' && answer.status >= 200 && answer.status < 300) {
+      return { accessToken: parsed.accessToken, expiresInMs: parsed.expiresInMs };
+    }
+    if (parsed.kind === 'error') {
+      const text = scrub(parsed.message, secret);
+      if (parsed.code !== null && TOKEN_REJECTION_CODES.has(parsed.code)) {
+        throw new GatewayError(
+          'GW_ERR_QQ_CREDENTIALS_REJECTED',
+          `the token endpoint rejected the credentials of app ${appId}: ${text} (code ${parsed.code})`,
+          { details: { ...trace, platform_code: parsed.code, platform_message: text } },
+        );
+      }
+      throw new GatewayError(
+        'GW_ERR_QQ_TOKEN_FAILED',
+        `token endpoint: HTTP ${answer.status}: ${text} (code ${parsed.code ?? 'none'})`,
+        { details: { ...trace, platform_code: parsed.code, platform_message: text } },
+      );
+    }
+    throw new GatewayError(
+      'GW_ERR_QQ_TOKEN_FAILED',
+      `token endpoint: HTTP ${answer.status} without a usable access_token`,
+      { details: trace },
+    );
+  }
+
+  /**
+   * `GET /gateway/bot`: the WebSocket URL and the session start limit. Rejects with
+   * GW_ERR_QQ_GATEWAY_FAILED (`details.auth` true when the token was refused), or
+   * HttpFailureError `aborted`.
+   */
+  async gatewayBot(accessToken: Secret, signal?: AbortSignal): Promise<GatewayInfo> {
+    const url = `${this.options.apiBase}/gateway/bot`;
+    let answer: HttpAnswer;
+    try {
+      answer = await httpRequest(
+        url,
+        { method: 'GET', headers: this.headers(accessToken) },
+        this.options.restMs,
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof HttpFailureError && err.failure === 'aborted') throw err;
+      const failure = err instanceof HttpFailureError ? err.failure : 'network';
+      throw new GatewayError(
+        'GW_ERR_QQ_GATEWAY_FAILED',
+        `GET /gateway/bot: ${failure}: ${(err as Error).message}`,
+        {
+          details: { failure },
+        },
+      );
+    }
+    const { code, message } = apiErrorOf(answer.body);
+    const trace = { status: answer.status, trace_id: answer.traceId, platform_code: code };
+    if (answer.status === 401 || code === ApiCode.TokenExpired) {
+      throw new GatewayError(
+        'GW_ERR_QQ_GATEWAY_FAILED',
+        `GET /gateway/bot: token refused: ${message}`,
+        {
+          details: { ...trace, auth: true },
+        },
+      );
+    }
+    const info = answer.status >= 200 && answer.status < 300 ? parseGatewayInfo(answer.body) : null;
+    if (info === null) {
+      throw new GatewayError(
+        'GW_ERR_QQ_GATEWAY_FAILED',
+        `GET /gateway/bot: HTTP ${answer.status}${message ? `: ${message}` : ''} without a usable url`,
+        { details: trace },
+      );
+    }
+    return info;
+  }
+
+  /** POSTs a message body to `path`. Resolves with any HTTP answer; rejects with HttpFailureError. */
+  async postMessage(
+    path: string,
+    body: string,
+    accessToken: Secret,
+    signal?: AbortSignal,
+  ): Promise<SendAnswer> {
+    const answer = await httpRequest(
+      `${this.options.apiBase}${path}`,
+      { method: 'POST', headers: this.headers(accessToken), body },
+      this.options.restMs,
+      signal,
+    );
+    const { code, message } = apiErrorOf(answer.body);
+    return {
+      status: answer.status,
+      body: answer.body,
+      code,
+      message,
+      retryAfterMs: retryAfterHeaderMs(answer.headers) ?? retryAfterBodyMs(answer.body),
+      traceId: answer.traceId,
+    };
+  }
+
+  private headers(accessToken: Secret): Record<string, string> {
+    return {
+      authorization: authorization(accessToken.reveal()),
+      'content-type': 'application/json',
+      // Sent by BOTGO, BOTPY, NONEBOT and SATORI; harmless where not required.
+      'x-union-appid': this.options.appId,
+      'user-agent': USER_AGENT,
+    };
+  }
+}
+
+/** Removes a secret from text that came from outside (a platform message may echo input). */
+function scrub(text: string, secret: Secret): string {
+  const value = secret.reveal();
+  return value === '' ? text : text.split(value).join('[redacted]');
+}

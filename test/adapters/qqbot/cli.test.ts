@@ -1,0 +1,234 @@
+/**
+ * End to end: the real CLI (dist/src/cli/main.js, where qqbot is registered) spawned against
+ * the fake QQ server running in this test process. Asserts the process exit code, the state
+ * file the child wrote, and its log lines; and that the secret appears in none of them.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { CLOSE_CODE_TABLE, closeErrorCode } from '../../../src/adapters/qqbot/protocol.js';
+import type { StateDocument } from '../../../src/state/schema.js';
+import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
+import { FakeQQServer } from '../../fakes/qq/server.js';
+import type { Json } from './harness.js';
+
+const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
+const SECRET_ENV = 'HGW_TEST_QQ_SECRET';
+
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  state: StateDocument | null;
+  exitedAt: number;
+  lines: Array<Record<string, unknown>>;
+}
+
+interface Child {
+  process: ChildProcess;
+  done: Promise<Run>;
+}
+
+function childEnv(dir: string, secret: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of [
+    'NOTIFY_SOCKET',
+    'WATCHDOG_USEC',
+    'WATCHDOG_PID',
+    'JOURNAL_STREAM',
+    'HERMES_GATEWAY_CONFIG',
+    'STATE_DIRECTORY',
+    'CREDENTIALS_DIRECTORY',
+    'NODE_TEST_CONTEXT',
+    'NODE_OPTIONS',
+  ]) {
+    delete env[key];
+  }
+  env.HOME = dir;
+  env.XDG_CONFIG_HOME = join(dir, 'config');
+  env.XDG_STATE_HOME = join(dir, 'state');
+  env[SECRET_ENV] = secret;
+  return env;
+}
+
+/** Writes a config for `fake` and spawns `hermes-gateway <args>`; the state file is in `dir`. */
+async function spawnCli(
+  dir: string,
+  fake: FakeQQServer,
+  qqbot: Json,
+  args: string[] = ['run'],
+  secret = fake.settings.clientSecret,
+  timeoutMs = 15_000,
+): Promise<Child> {
+  const statePath = join(dir, 'gateway_state.json');
+  const config = {
+    state_file: statePath,
+    log_level: 'debug',
+    shutdown_timeout_ms: 2_000,
+    platforms: {
+      qqbot: {
+        enabled: true,
+        app_id: fake.settings.appId,
+        client_secret: `\${${SECRET_ENV}}`,
+        token_url: fake.tokenUrl,
+        api_base: fake.apiBase,
+        reconnect: { backoff_ms: [20, 40], max_attempts: 3, healthy_after_ms: 10_000 },
+        timeouts: { rest_ms: 1_000, token_ms: 1_000, close_ms: 200 },
+        jitter: false,
+        ...qqbot,
+      },
+    },
+  };
+  const configPath = join(dir, 'config.yaml');
+  await writeFile(configPath, stringify(config), { mode: 0o600 });
+  const child = spawn(process.execPath, [CLI, ...args, '--config', configPath], {
+    env: childEnv(dir, secret),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const done = new Promise<Run>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`CLI did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      const exitedAt = Date.now();
+      clearTimeout(timer);
+      children.delete(child);
+      const state = existsSync(statePath)
+        ? (JSON.parse(readFileSync(statePath, 'utf8')) as StateDocument)
+        : null;
+      const lines = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code, stdout, stderr, state, exitedAt, lines });
+    });
+  });
+  return { process: child, done };
+}
+
+async function withFake(
+  options: FakeQQServerOptions,
+  body: (fake: FakeQQServer, dir: string) => Promise<void>,
+): Promise<void> {
+  const fake = await FakeQQServer.start({ heartbeatIntervalMs: 200, ...options });
+  const dir = await mkdtemp(join(tmpdir(), 'hgw-qq-cli-'));
+  try {
+    await body(fake, dir);
+  } finally {
+    await fake.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await test('CLI: rejected credentials → exit 78, the platform text logged, the secret nowhere', async () => {
+  await withFake({}, async (fake, dir) => {
+    const wrong = 'wrong-secret-7f3a9c1e';
+    const { done } = await spawnCli(dir, fake, {}, ['run'], wrong);
+    const run = await done;
+    assert.equal(run.code, 78);
+    assert.equal(run.state?.gateway.state, 'fatal');
+    assert.equal(run.state?.gateway.exit_code, 78);
+    assert.equal(run.state?.platforms.qqbot?.state, 'fatal');
+    assert.equal(run.state?.platforms.qqbot?.last_error?.code, 'GW_ERR_QQ_CREDENTIALS_REJECTED');
+    const fatal = run.lines.find(
+      (l) => l.code === 'GW_ERR_QQ_CREDENTIALS_REJECTED' && l.level === 50,
+    );
+    assert.ok(fatal, 'the fatal is logged at error with its code');
+    assert.match(String(fatal.msg), /invalid appid or secret/);
+    for (const [where, text] of [
+      ['stdout', run.stdout],
+      ['stderr', run.stderr],
+      ['state file', JSON.stringify(run.state)],
+    ] as const) {
+      assert.ok(!text.includes(wrong), `the secret is not in ${where}`);
+    }
+  });
+});
+
+await test('CLI: the original bug, every reconnect refused → exit 1, fatal GW_ERR_QQ_RECONNECT_EXHAUSTED, within budget × steps', async () => {
+  await withFake({}, async (fake, dir) => {
+    const ready = fake.waitFor('ready', 10_000);
+    const { done } = await spawnCli(dir, fake, {});
+    await ready;
+    fake.refuseConnections();
+    const closedAt = Date.now();
+    fake.closeClient(4009);
+    const run = await done;
+    assert.equal(run.code, 1);
+    assert.equal(run.state?.gateway.state, 'fatal');
+    assert.equal(run.state?.gateway.exit_code, 1);
+    assert.equal(run.state?.platforms.qqbot?.state, 'fatal');
+    assert.equal(run.state?.platforms.qqbot?.last_error?.code, 'GW_ERR_QQ_RECONNECT_EXHAUSTED');
+    assert.equal(run.state?.platforms.qqbot?.reconnect_attempt, 3);
+    assert.equal(fake.refusedUpgrades.length, 3, 'one refusal per reconnect attempt');
+    // Budget × steps: 20 + 40 + 40 ms of backoff; a generous bound for process exit.
+    assert.ok(
+      run.exitedAt - closedAt < 3_000,
+      `exit ${run.exitedAt - closedAt} ms after the close`,
+    );
+    const sinceLastRefusal = run.exitedAt - fake.refusedUpgrades.at(-1)!.at;
+    assert.ok(sinceLastRefusal < 1_000, `exit ${sinceLastRefusal} ms after the last refusal`);
+    assert.ok(run.lines.some((l) => l.code === 'GW_ERR_QQ_RECONNECT_EXHAUSTED' && l.level === 50));
+  });
+});
+
+for (const row of CLOSE_CODE_TABLE.filter((r) => r.action === 'fatal')) {
+  await test(`CLI: close ${row.code} (${row.meaning}) → exit 78, fatal ${closeErrorCode(row.code)}`, async () => {
+    await withFake({}, async (fake, dir) => {
+      const ready = fake.waitFor('ready', 10_000);
+      const { done } = await spawnCli(dir, fake, {});
+      await ready;
+      fake.closeClient(row.code, 'scripted');
+      const run = await done;
+      assert.equal(run.code, 78);
+      assert.equal(run.state?.gateway.state, 'fatal');
+      assert.equal(run.state?.platforms.qqbot?.state, 'fatal');
+      assert.equal(run.state?.platforms.qqbot?.last_error?.code, closeErrorCode(row.code));
+      assert.equal(run.state?.platforms.qqbot?.last_error?.retryable, false);
+      assert.equal(fake.connections.length, 1, 'no reconnect');
+    });
+  });
+}
+
+await test('CLI: SIGTERM while connected → exit 0, stopped', async () => {
+  await withFake({}, async (fake, dir) => {
+    const ready = fake.waitFor('ready', 10_000);
+    const child = await spawnCli(dir, fake, {});
+    await ready;
+    child.process.kill('SIGTERM');
+    const run = await child.done;
+    assert.equal(run.code, 0);
+    assert.equal(run.state?.gateway.state, 'stopped');
+    assert.equal(run.state?.platforms.qqbot?.state, 'stopped');
+  });
+});
+
+await test('CLI: check --probe accepts good credentials (exit 0) and rejects bad ones (exit 78)', async () => {
+  await withFake({}, async (fake, dir) => {
+    const good = await (await spawnCli(dir, fake, {}, ['check', '--probe'])).done;
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /qqbot: credentials accepted/);
+    const wrong = 'another-wrong-secret';
+    const bad = await (await spawnCli(dir, fake, {}, ['check', '--probe'], wrong)).done;
+    assert.equal(bad.code, 78);
+    assert.match(bad.stderr, /GW_ERR_QQ_CREDENTIALS_REJECTED/);
+    assert.ok(!bad.stderr.includes(wrong) && !bad.stdout.includes(wrong));
+  });
+});
