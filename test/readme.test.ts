@@ -1,0 +1,43 @@
+/**
+ * The README documents every error code, and every code it documents exists: operators look
+ * codes up there, so a code added without a line (or a line left for a removed code) fails.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+// Importing the CLI loads every module that registers codes (adapters, handlers, systemd).
+import '../src/cli/program.js';
+import { allErrorCodes, lookupCode } from '../src/errors.js';
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+/** Codes in the first column of the "Error codes" table: `| `GW_ERR_X` | ...`. */
+function documentedCodes(): Map<string, string> {
+  const section = readme.split(/^## Error codes$/m)[1]?.split(/^## /m)[0] ?? '';
+  const rows = new Map<string, string>();
+  for (const match of section.matchAll(/^\|\s*`(GW_ERR_[A-Z0-9_]+)`\s*\|\s*([^|]+?)\s*\|/gm)) {
+    rows.set(match[1]!, match[2]!.trim());
+  }
+  return rows;
+}
+
+test('every registered error code has a row in the README', () => {
+  const documented = documentedCodes();
+  const missing = allErrorCodes().filter((code) => !documented.has(code));
+  assert.deepEqual(missing, []);
+});
+
+test('every error code in the README is registered', () => {
+  const unknown = [...documentedCodes().keys()].filter((code) => lookupCode(code) === undefined);
+  assert.deepEqual(unknown, []);
+});
+
+test("the README's exit column matches each code's kind", () => {
+  const expected: Record<string, string> = { internal: '70', config: '78' };
+  for (const [code, exit] of documentedCodes()) {
+    const info = lookupCode(code);
+    if (!info) continue;
+    const want = expected[info.kind] ?? (info.retryable ? '1' : '78');
+    assert.equal(exit, want, `${code}: README says exit ${exit}, registry says ${want}`);
+  }
+});
