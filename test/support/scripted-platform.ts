@@ -4,7 +4,12 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
-import type { Adapter, AdapterContext, InboundEvent, OutboundMessage } from '../../src/adapters/contract.js';
+import type {
+  Adapter,
+  AdapterContext,
+  InboundEvent,
+  OutboundMessage,
+} from '../../src/adapters/contract.js';
 import { definePlatform, type PlatformDefinition } from '../../src/adapters/platform.js';
 import { GatewayError } from '../../src/errors.js';
 
@@ -23,7 +28,9 @@ export const ENDINGS = [
 export const scriptedSchema = z
   .object({
     enabled: z.boolean().default(true),
-    steps: z.array(z.enum(['connecting', 'connected', 'reconnecting'])).default(['connecting', 'connected']),
+    steps: z
+      .array(z.enum(['connecting', 'connected', 'reconnecting']))
+      .default(['connecting', 'connected']),
     then: z.enum(ENDINGS).default('wait'),
     after_ms: z.number().int().nonnegative().default(0),
     error_code: z.string().default('GW_ERR_ADAPTER_FAILED'),
@@ -37,9 +44,20 @@ export type ScriptedConfig = z.infer<typeof scriptedSchema>;
 /** Messages sent through every scripted adapter, for assertions. */
 export const sentMessages: OutboundMessage[] = [];
 
+/** Timers of `ignore_stop` adapters; in-process tests release them so the test process can exit. */
+const stuckTimers = new Set<NodeJS.Timeout>();
+
+/** Clears the handles every `ignore_stop` adapter holds (their run() promises stay pending). */
+export function releaseStuckAdapters(): void {
+  for (const timer of stuckTimers) clearInterval(timer);
+  stuckTimers.clear();
+}
+
 function waitForAbort(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  return new Promise((resolve) =>
+    signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
 }
 
 export class ScriptedAdapter implements Adapter {
@@ -71,7 +89,7 @@ export class ScriptedAdapter implements Adapter {
       case 'ignore_stop':
         return new Promise<void>(() => {
           // Keep the event loop alive the way a stuck socket would.
-          setInterval(() => undefined, 1_000);
+          stuckTimers.add(setInterval(() => undefined, 1_000));
         });
       case 'flap':
         while (!signal.aborted) {

@@ -71,6 +71,8 @@ export interface JournalEntry {
   identifier: string | undefined;
   /** True for the manager's own lines about the unit ("Started …", "Main process exited …"). */
   fromManager: boolean;
+  /** When journald received the entry (__REALTIME_TIMESTAMP), in µs since the epoch. */
+  realtimeUs: number;
 }
 
 export interface StartOptions {
@@ -384,9 +386,28 @@ export class SystemdHarness {
         identifier:
           typeof fields.SYSLOG_IDENTIFIER === 'string' ? fields.SYSLOG_IDENTIFIER : undefined,
         fromManager: fields.USER_UNIT === unit && fields._SYSTEMD_USER_UNIT !== unit,
+        realtimeUs: Number(fields.__REALTIME_TIMESTAMP),
       });
     }
     return entries;
+  }
+
+  /**
+   * Runs a command as the manager's own user would: with `env` and, for a private manager,
+   * inside its mount namespace (nsenter), where the private journal is the default one under
+   * /run/log and /run/systemd/system exists. That is how a CLI that calls plain `journalctl`
+   * (`hermes-gateway logs`) sees this manager's journal. Same resolve/reject as `run`.
+   */
+  exec(
+    command: string,
+    args: readonly string[],
+    options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<CommandResult> {
+    const env = options.env ?? this.env;
+    const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    const holder = this.journaldPid;
+    if (this.mode === 'existing' || holder === undefined) return run(command, args, env, timeoutMs);
+    return run('nsenter', [`--target=${holder}`, '--mount', '--', command, ...args], env, timeoutMs);
   }
 
   /** The MESSAGE of every `journalEntries` entry. */
