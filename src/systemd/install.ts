@@ -95,6 +95,10 @@ export async function uninstallUnit(options: UninstallOptions): Promise<string |
     );
   }
   await systemctlUser(['disable', '--now', unit], options.env);
+  // A unit that had failed (exit 78) stays `failed` in the manager after its file is gone,
+  // listed by `systemctl --user --failed` and keeping the session `degraded`. Best effort:
+  // reset-failed refuses a unit the manager has already unloaded, which is just as good.
+  await systemctlUser(['reset-failed', unit], options.env).catch(() => undefined);
   await rm(path);
   await systemctlUser(['daemon-reload'], options.env);
   return path;

@@ -407,7 +407,12 @@ export class SystemdHarness {
     const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const holder = this.journaldPid;
     if (this.mode === 'existing' || holder === undefined) return run(command, args, env, timeoutMs);
-    return run('nsenter', [`--target=${holder}`, '--mount', '--', command, ...args], env, timeoutMs);
+    return run(
+      'nsenter',
+      [`--target=${holder}`, '--mount', '--', command, ...args],
+      env,
+      timeoutMs,
+    );
   }
 
   /** The MESSAGE of every `journalEntries` entry. */

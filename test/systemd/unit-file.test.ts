@@ -231,10 +231,14 @@ await test(
         [p.ActiveState, p.SubState, p.Result, p.ExecMainStatus, p.NRestarts],
         ['failed', 'failed', 'exit-code', '78', '0'],
       );
-      const errors = await harness.journalEntries(unit, { priority: 'err' });
-      assert.ok(
-        errors.some((e) => e.identifier === 'hermes-gateway' && e.message.includes('fatal')),
-        JSON.stringify(errors),
+      // journald ingests the stdout line asynchronously: poll for it, bounded.
+      await harness.waitFor(
+        async () =>
+          (await harness.journalEntries(unit, { priority: 'err' })).some(
+            (e) => e.identifier === 'hermes-gateway' && e.message.includes('fatal'),
+          ),
+        10_000,
+        { what: 'the fatal line under -p err' },
       );
     });
 

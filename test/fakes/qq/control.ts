@@ -118,6 +118,9 @@ function state(fake: FakeQQServer): unknown {
       sendRequests: fake.sendRequests.length,
     },
     violations: fake.violations,
+    // With their times, so a test in another process can date the fake's last refusal.
+    gatewayRequests: fake.gatewayRequests.map(({ path, status, at }) => ({ path, status, at })),
+    refusedUpgrades: fake.refusedUpgrades.map(({ path, status, at }) => ({ path, status, at })),
     sentMessages: fake.sentMessages.map(({ scene, targetId, body, at }) => ({
       scene,
       targetId,
