@@ -1,5 +1,11 @@
 import type { PlatformRegistry } from '../adapters/platform.js';
-import { enabledPlatforms, loadConfig, locateConfig, type LoadedConfig } from '../config/load.js';
+import {
+  enabledPlatforms,
+  loadConfig,
+  locateConfig,
+  stateFileSetting,
+  type LoadedConfig,
+} from '../config/load.js';
 import { DEFAULTS } from '../config/schema.js';
 import { GatewayError, exitCodeFor, toGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -68,7 +74,10 @@ export async function runGateway(
     const error = toGatewayError(err, 'GW_ERR_CONFIG_INVALID');
     const exitCode = exitCodeFor(error);
     bootLog.error({ code: error.code, exit_code: exitCode, ...error.details }, error.message);
-    await persistStartupFailure(options.state ?? defaultStatePath(env), error, bootLog);
+    // The configured state_file is the one `status` reads: it must not keep the previous
+    // run's last word. It is read without the rest of the config, which just failed.
+    const statePath = options.state ?? stateFileSetting(configFile, env) ?? defaultStatePath(env);
+    await persistStartupFailure(statePath, error, bootLog);
     return exitCode;
   }
   const { config } = loaded;
