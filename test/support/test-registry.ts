@@ -1,0 +1,12 @@
+import type { PlatformRegistry } from '../../src/adapters/platform.js';
+import { defaultRegistry } from '../../src/adapters/registry.js';
+import { scriptedPlatform } from './scripted-platform.js';
+import { secretPlatform } from './secret-platform.js';
+
+/** The shipped platforms plus the test ones: `scripted`, `scripted2` and `secretive`. */
+export function testRegistry(): PlatformRegistry {
+  const registry = new Map(defaultRegistry());
+  for (const name of ['scripted', 'scripted2']) registry.set(name, scriptedPlatform(name));
+  registry.set('secretive', secretPlatform('secretive'));
+  return registry;
+}
