@@ -21,18 +21,18 @@ function documentedCodes(): Map<string, string> {
   return rows;
 }
 
-test('every registered error code has a row in the README', () => {
+await test('every registered error code has a row in the README', () => {
   const documented = documentedCodes();
   const missing = allErrorCodes().filter((code) => !documented.has(code));
   assert.deepEqual(missing, []);
 });
 
-test('every error code in the README is registered', () => {
+await test('every error code in the README is registered', () => {
   const unknown = [...documentedCodes().keys()].filter((code) => lookupCode(code) === undefined);
   assert.deepEqual(unknown, []);
 });
 
-test("the README's exit column matches each code's kind", () => {
+await test("the README's exit column matches each code's kind", () => {
   const expected: Record<string, string> = { internal: '70', config: '78' };
   for (const [code, exit] of documentedCodes()) {
     const info = lookupCode(code);
