@@ -1,0 +1,88 @@
+/**
+ * hermes-gateway under test, in-process: the real config loader, the qqbot adapter from the
+ * default registry and the real Runner (with its StateStore) — everything `hermes-gateway run`
+ * has on the inbound path. Events are counted where the runner hands them on:
+ *
+ * - default: the runner's `dispatch` (the adapter has received, parsed and normalized the
+ *   event, and it has crossed the adapter contract);
+ * - variant `pipeline`: one step further, by a handler behind the real message pipeline
+ *   (dedupe window, per-conversation queues, metrics), which only counts and replies nothing.
+ */
+import { join } from 'node:path';
+import type { InboundEvent } from '../../src/adapters/contract.js';
+import { defaultRegistry } from '../../src/adapters/registry.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createPipeline } from '../../src/handlers/pipeline.js';
+import type { Handler } from '../../src/handlers/handler.js';
+import { createLogger } from '../../src/log/logger.js';
+import { createMetrics } from '../../src/metrics.js';
+import { Runner } from '../../src/runner/runner.js';
+import { StateStore } from '../../src/state/store.js';
+import { loadNotifier } from '../../src/systemd/notify.js';
+import { SECRET_ENV, writeGatewayConfig } from '../lib/gateway-config.js';
+import { Counter, fail, runChild, type ClientConfig } from '../lib/ipc.js';
+import { errorText, sleep } from '../lib/util.js';
+
+async function start(config: ClientConfig): Promise<void> {
+  const counter = new Counter(config.expected);
+  const stateFile = join(config.workDir, 'gateway_state.json');
+  const file = await writeGatewayConfig(config.workDir, {
+    stateFile,
+    tokenUrl: config.tokenUrl,
+    apiBase: config.apiBase,
+    appId: config.appId,
+  });
+  const env = { ...process.env, [SECRET_ENV]: config.clientSecret };
+  const registry = defaultRegistry();
+  const loaded = loadConfig(file, registry, env);
+  const log = createLogger({ level: loaded.config.log_level, env: {}, pretty: false });
+  const adapters = Object.entries(loaded.config.platforms)
+    .filter(([, c]) => c?.enabled === true)
+    .map(([name, c]) => registry.get(name)!.create(c!));
+  const store = new StateStore({
+    path: stateFile,
+    heartbeatIntervalMs: loaded.config.heartbeat_interval_ms,
+    log,
+  });
+  let dispatch: (event: InboundEvent) => void;
+  if (config.variant === 'pipeline') {
+    const counting: Handler = {
+      type: 'count',
+      handle: () => {
+        counter.hit();
+        return Promise.resolve([]);
+      },
+    };
+    const pipeline = createPipeline({
+      config: loaded.config,
+      adapters,
+      log,
+      metrics: createMetrics(),
+      handler: counting,
+    });
+    dispatch = (event) => pipeline.dispatch(event);
+  } else {
+    dispatch = () => counter.hit();
+  }
+  const runner = new Runner({
+    adapters,
+    store,
+    log,
+    notifier: loadNotifier({}),
+    shutdownTimeoutMs: loaded.config.shutdown_timeout_ms,
+    heartbeatIntervalMs: loaded.config.heartbeat_interval_ms,
+    dispatch,
+  });
+  runner.run().then(
+    (outcome) => fail(`gateway ended: exit ${outcome.exitCode} (${outcome.reason})`),
+    (err: unknown) => fail(errorText(err)),
+  );
+  const deadline = Date.now() + 15_000;
+  while (store.platform('qqbot')?.state !== 'connected') {
+    if (Date.now() > deadline) throw new Error('qqbot did not reach connected within 15 s');
+    await sleep(2);
+  }
+  counter.ready();
+}
+
+runChild(start);

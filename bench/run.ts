@@ -1,0 +1,342 @@
+/**
+ * `npm run bench [-- flags]`: every comparison of GitHub issue 6, side by side in one run on
+ * this machine. Prints a table and writes bench/results/latest.json. See bench/README.md.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PEERS, peerVersion } from './lib/peers.js';
+import { machineInfo, renderTable, writeReport, type Report, type Row } from './lib/report.js';
+import { BENCH_DIR, DIST_BENCH, cpuTotals, errorText } from './lib/util.js';
+import { runFootprint } from './sections/footprint.js';
+import { runLatency } from './sections/latency.js';
+import { runRecovery } from './sections/recovery.js';
+import { runStateWrites } from './sections/state-writes.js';
+import { CLIENTS, runThroughput } from './sections/throughput.js';
+
+const SECTIONS = ['throughput', 'latency', 'recovery', 'footprint', 'state'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const HELP = `usage: npm run bench [-- options]
+
+  --quick                  a fast smoke run of every section (about 2 minutes)
+  --sections LIST          comma-separated subset of: ${SECTIONS.join(', ')}
+  --out PATH               where to write the JSON (default bench/results/latest.json)
+
+ 1 throughput   --events N (200000; quick 20000)   --repeats N (3; quick 1)
+                --clients LIST (${CLIENTS.map((c) => c.id).join(',')})
+                --producer raw|dispatch (raw)   --tp-heartbeat-ms N (5000)
+ 2 latency      --latency-rates LIST (1000,5000)   --latency-seconds N (30; quick 5)
+                --latency-warmup-seconds N (5; quick 1): not counted in p50/p99/max
+                --latency-concurrency N (the gateway's handler.concurrency; default: its own)
+ 3 recovery     --heartbeat-ms N (200)   --half-open-runs N (10; quick 4)
+                --resume-runs N (5; quick 2)   --fatal-runs N (5; quick 2)
+                --detection-runs N (10; quick 2): runs of bench/qq-detection.js, 0 to skip
+ 4 footprint    --startup-runs N (5; quick 2)   --idle-seconds N (60; quick 5)
+                --rss-events N (1000000; quick 50000)   --rss-rate N (10000)
+                --reply-every N (20)
+ 5 state        --state-seconds N (5; quick 2)
+`;
+
+interface Options {
+  quick: boolean;
+  sections: Section[];
+  out: string;
+  events: number;
+  repeats: number;
+  clients: string[] | undefined;
+  producer: 'raw' | 'dispatch';
+  tpHeartbeatMs: number;
+  latencyRates: number[];
+  latencySeconds: number;
+  latencyConcurrency: number | undefined;
+  latencyWarmupSeconds: number;
+  heartbeatMs: number;
+  halfOpenRuns: number;
+  resumeRuns: number;
+  fatalRuns: number;
+  detectionRuns: number;
+  startupRuns: number;
+  idleSeconds: number;
+  rssEvents: number;
+  rssRate: number;
+  replyEvery: number;
+  stateSeconds: number;
+}
+
+function parseOptions(argv: string[]): Options | null {
+  const str = { type: 'string' } as const;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      quick: { type: 'boolean' },
+      sections: str,
+      out: str,
+      events: str,
+      repeats: str,
+      clients: str,
+      producer: str,
+      'tp-heartbeat-ms': str,
+      'latency-rates': str,
+      'latency-seconds': str,
+      'latency-concurrency': str,
+      'latency-warmup-seconds': str,
+      'heartbeat-ms': str,
+      'half-open-runs': str,
+      'resume-runs': str,
+      'fatal-runs': str,
+      'detection-runs': str,
+      'startup-runs': str,
+      'idle-seconds': str,
+      'rss-events': str,
+      'rss-rate': str,
+      'reply-every': str,
+      'state-seconds': str,
+    },
+  });
+  if (values.help) return null;
+  const quick = values.quick === true;
+  const num = (value: string | undefined, full: number, fast = full): number => {
+    if (value === undefined) return quick ? fast : full;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`not a non-negative number: ${value}`);
+    return n;
+  };
+  const list = (value: string | undefined): string[] | undefined =>
+    value
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+  const sections = (list(values.sections) ?? [...SECTIONS]) as Section[];
+  for (const s of sections) {
+    if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}`);
+  }
+  const producer = values.producer ?? 'raw';
+  if (producer !== 'raw' && producer !== 'dispatch')
+    throw new Error('--producer is raw or dispatch');
+  return {
+    quick,
+    sections,
+    out: values.out ?? join(BENCH_DIR, 'results', 'latest.json'),
+    events: num(values.events, 200_000, 20_000),
+    repeats: Math.max(1, num(values.repeats, 3, 1)),
+    clients: list(values.clients),
+    producer,
+    tpHeartbeatMs: num(values['tp-heartbeat-ms'], 5000),
+    latencyRates: (list(values['latency-rates']) ?? ['1000', '5000']).map(Number),
+    latencySeconds: num(values['latency-seconds'], 30, 5),
+    latencyWarmupSeconds: num(values['latency-warmup-seconds'], 5, 1),
+    latencyConcurrency:
+      values['latency-concurrency'] === undefined
+        ? undefined
+        : num(values['latency-concurrency'], 8),
+    heartbeatMs: num(values['heartbeat-ms'], 200),
+    halfOpenRuns: num(values['half-open-runs'], 10, 4),
+    resumeRuns: num(values['resume-runs'], 5, 2),
+    fatalRuns: num(values['fatal-runs'], 5, 2),
+    detectionRuns: num(values['detection-runs'], 10, 2),
+    startupRuns: num(values['startup-runs'], 5, 2),
+    idleSeconds: num(values['idle-seconds'], 60, 5),
+    rssEvents: num(values['rss-events'], 1_000_000, 50_000),
+    rssRate: num(values['rss-rate'], 10_000),
+    replyEvery: Math.max(1, num(values['reply-every'], 20)),
+    stateSeconds: num(values['state-seconds'], 5, 2),
+  };
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/**
+ * The QQ adapter engineer's own detection bench (bench/qq-detection.ts: in-process adapter,
+ * half-open and fatal → exit), run as it is and its table kept beside ours.
+ */
+async function qqDetection(
+  runs: number,
+): Promise<{ output: string; exitCode: number | null } | null> {
+  const script = join(DIST_BENCH, 'qq-detection.js');
+  if (runs === 0 || !existsSync(script)) return null;
+  const child = spawn(process.execPath, [script, '--runs', String(runs)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+  const exitCode = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearTimeout(timer);
+  return { output: output.trim(), exitCode };
+}
+
+function commandLine(argv: string[]): string {
+  const args = argv.join(' ');
+  if (process.env.npm_lifecycle_event === 'bench')
+    return `npm run bench${args ? ` -- ${args}` : ''}`;
+  return `node dist/bench/run.js${args ? ` ${args}` : ''}`;
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  let options: Options | null;
+  try {
+    options = parseOptions(argv);
+  } catch (err) {
+    process.stderr.write(`bench: ${errorText(err)}\n\n${HELP}`);
+    return 2;
+  }
+  if (options === null) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const o = options;
+  const startedAt = new Date().toISOString();
+  const loadBefore = loadavg();
+  const report: Report = {
+    command: commandLine(argv),
+    mode: o.quick ? 'quick' : 'full',
+    options: { ...o },
+    machine: {
+      ...machineInfo(),
+      peers: Object.fromEntries(PEERS.map((p) => [p, peerVersion(p)])),
+      loadavgBefore: loadBefore,
+    },
+    startedAt,
+    finishedAt: '',
+    rows: [],
+    raw: {},
+    errors: [],
+  };
+  if (loadBefore[0]! > 1) {
+    log(
+      `warning: load average ${loadBefore[0]!.toFixed(1)} before the run: other processes share the 2 cores, figures will be noisy`,
+    );
+  }
+  const contention: Array<{ section: string; seconds: number; foreignCores: number }> = [];
+  const run = async (
+    section: Section,
+    title: string,
+    body: () => Promise<{ rows: Row[]; raw: unknown }>,
+  ): Promise<void> => {
+    if (!o.sections.includes(section)) return;
+    log(`\n== ${title}`);
+    const t0 = Date.now();
+    const cpu0 = cpuTotals();
+    try {
+      const { rows, raw } = await body();
+      report.rows.push(...rows);
+      report.raw[section] = raw;
+    } catch (err) {
+      const message = errorText(err);
+      log(`  FAILED: ${message}`);
+      report.errors.push({ section, error: message });
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const cpu1 = cpuTotals();
+    if (cpu0 !== null && cpu1 !== null) {
+      // Other processes on the machine during the section: the figures' noise floor.
+      const foreign =
+        (cpu1.machineBusyMs - cpu0.machineBusyMs - (cpu1.oursMs - cpu0.oursMs)) / 1000 / seconds;
+      contention.push({ section, seconds, foreignCores: Math.max(0, foreign) });
+    }
+    log(`  (${seconds.toFixed(0)} s)`);
+  };
+
+  await run(
+    'throughput',
+    `1 inbound throughput: ${o.events.toLocaleString('en-US')} C2C dispatches, ${o.repeats} repeat(s)`,
+    () =>
+      runThroughput({
+        events: o.events,
+        repeats: o.repeats,
+        heartbeatIntervalMs: o.tpHeartbeatMs,
+        producer: o.producer,
+        ...(o.clients && { only: o.clients }),
+        log,
+      }),
+  );
+  await run(
+    'latency',
+    `2 echo latency: ${o.latencyRates.join(', ')} events/s for ${o.latencySeconds} s`,
+    () =>
+      runLatency({
+        rates: o.latencyRates,
+        seconds: o.latencySeconds,
+        warmupSeconds: o.latencyWarmupSeconds,
+        ...(o.latencyConcurrency !== undefined && { concurrency: o.latencyConcurrency }),
+        log,
+      }),
+  );
+  await run('recovery', '3 detection and recovery', async () => {
+    const result = await runRecovery({
+      halfOpenRuns: o.halfOpenRuns,
+      heartbeatIntervalMs: o.heartbeatMs,
+      resumeRuns: o.resumeRuns,
+      fatalRuns: o.fatalRuns,
+      log,
+    });
+    log(`  bench/qq-detection.js (the adapter's own detection bench), ${o.detectionRuns} runs`);
+    const detection = await qqDetection(o.detectionRuns).catch((err: unknown) => ({
+      output: errorText(err),
+      exitCode: null,
+    }));
+    return { rows: result.rows, raw: { ...(result.raw as object), qqDetection: detection } };
+  });
+  await run('footprint', '4 footprint', () =>
+    runFootprint({
+      startupRuns: o.startupRuns,
+      idleSeconds: o.idleSeconds,
+      rssEvents: o.rssEvents,
+      rssRate: o.rssRate,
+      replyEvery: o.replyEvery,
+      log,
+    }),
+  );
+  await run('state', '5 state writes', () => runStateWrites({ seconds: o.stateSeconds, log }));
+
+  report.raw.contention = contention;
+  for (const c of contention) {
+    report.rows.push({
+      section: '0 machine',
+      metric: `other processes' CPU during ${c.section}`,
+      unit: 'cores',
+      hermes: c.foreignCores,
+      target: '≈ 0 (quiet machine)',
+      ...(c.foreignCores > 0.2 && {
+        note: `the machine was shared during ${c.section}: figures are noisier than on a quiet machine`,
+      }),
+    });
+  }
+  report.finishedAt = new Date().toISOString();
+  report.machine.loadavgAfter = loadavg();
+  const table = renderTable(report.rows);
+  const m = report.machine;
+  process.stdout.write(
+    `\nhermes-gateway bench (${report.mode}) — ${String(m.cpus)} × ${String(m.cpuModel)}, node ${String(m.node)}, ` +
+      `${startedAt} → ${report.finishedAt}, load avg ${loadBefore.map((l) => l.toFixed(1)).join('/')}\n\n${table}\n`,
+  );
+  const detection = (report.raw.recovery as { qqDetection?: { output: string } | null } | undefined)
+    ?.qqDetection;
+  if (detection) process.stdout.write(`\nbench/qq-detection.js:\n${detection.output}\n`);
+  if (report.errors.length > 0) {
+    process.stdout.write(
+      `\nerrors:\n${report.errors.map((e) => `  ${e.section}: ${e.error}`).join('\n')}\n`,
+    );
+  }
+  await writeReport(o.out, report);
+  process.stdout.write(`\nwritten to ${o.out}\n`);
+  return report.errors.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(
+      `bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);

@@ -1,0 +1,284 @@
+/**
+ * Section 4, footprint of the real CLI:
+ * - start-up: spawn → READY=1 on a real NOTIFY_SOCKET (a python3 receiver: Node cannot bind
+ *   unix datagram sockets), and spawn → state file `running` with qqbot `connected`;
+ *   the ceiling is the start-up of a bare `node -e ""`;
+ * - RSS after an idle period with one connected adapter (ceiling: a bare idle node process);
+ * - RSS over a long stream of events (echo handler): growth after warm-up, and its slope.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NotifyReceiver } from '../../test/support/notify-receiver.js';
+import { payloads } from '../../test/fakes/qq/index.js';
+import { c2cPayload, startFake, trimRecords, userPool } from '../lib/fake-host.js';
+import { writeGatewayConfig } from '../lib/gateway-config.js';
+import { GatewayChild } from '../lib/gateway-proc.js';
+import { openLoop } from '../lib/load.js';
+import type { Row } from '../lib/report.js';
+import { errorText, median, rssBytes, sleep, slope, wallNow } from '../lib/util.js';
+
+export interface FootprintOptions {
+  startupRuns: number;
+  idleSeconds: number;
+  rssEvents: number;
+  rssRate: number;
+  /** One event in this many has text (and gets an echo reply); the others are image-only. */
+  replyEvery: number;
+  log: (line: string) => void;
+}
+
+async function withGateway<T>(
+  fakeOptions: Parameters<typeof startFake>[0],
+  env: Record<string, string>,
+  body: (
+    g: GatewayChild,
+    stateFile: string,
+    fake: Awaited<ReturnType<typeof startFake>>,
+  ) => Promise<T>,
+): Promise<T> {
+  const fake = await startFake(fakeOptions);
+  const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-footprint-'));
+  const stateFile = join(dir, 'gateway_state.json');
+  const config = await writeGatewayConfig(dir, {
+    stateFile,
+    tokenUrl: fake.tokenUrl,
+    apiBase: fake.apiBase,
+    appId: fake.settings.appId,
+  });
+  const gateway = new GatewayChild({ config, secret: fake.settings.clientSecret, env });
+  try {
+    return await body(gateway, stateFile, fake);
+  } finally {
+    await gateway.stop();
+    await fake.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- start-up --------------------------------------------------------------------------------
+
+interface StartupFigure {
+  readyMs: number[];
+  connectedMs: number[];
+  readyError: string | null;
+  bareNodeMs: number[];
+}
+
+async function bareNodeStartup(): Promise<number> {
+  const t0 = wallNow();
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((resolve) => child.on('exit', resolve));
+  return wallNow() - t0;
+}
+
+async function startup(options: FootprintOptions): Promise<StartupFigure> {
+  const figure: StartupFigure = { readyMs: [], connectedMs: [], readyError: null, bareNodeMs: [] };
+  for (let run = 0; run < options.startupRuns; run++) {
+    figure.bareNodeMs.push(await bareNodeStartup());
+    const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-notify-'));
+    let receiver: NotifyReceiver | null = null;
+    try {
+      receiver = await NotifyReceiver.start(dir);
+      const r = receiver;
+      await withGateway({}, { NOTIFY_SOCKET: r.path }, async (gateway, stateFile) => {
+        const { at } = await gateway.waitState(
+          stateFile,
+          (d) => d.gateway.state === 'running' && d.platforms.qqbot?.state === 'connected',
+          'running + connected',
+          20_000,
+        );
+        figure.connectedMs.push(at - gateway.spawnedAt);
+        try {
+          const ready = await r.waitFor(
+            (d) => d.fields.some(([k]) => k === 'READY'),
+            'READY=1',
+            5000,
+          );
+          figure.readyMs.push(ready.at - gateway.spawnedAt);
+        } catch (err) {
+          figure.readyError = errorText(err).slice(0, 200);
+        }
+      });
+    } catch (err) {
+      figure.readyError ??= errorText(err).slice(0, 300);
+    } finally {
+      receiver?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return figure;
+}
+
+// ---- idle RSS --------------------------------------------------------------------------------
+
+async function bareNodeRss(seconds: number): Promise<number | null> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await sleep(Math.min(seconds, 5) * 1000);
+  const rss = rssBytes(child.pid ?? -1);
+  child.kill('SIGKILL');
+  return rss;
+}
+
+async function idleRss(
+  options: FootprintOptions,
+): Promise<{ rss: number | null; bare: number | null }> {
+  // Production heartbeat interval (the DOC's 45 s) while idle.
+  const rss = await withGateway({}, {}, async (gateway, stateFile) => {
+    await gateway.waitState(
+      stateFile,
+      (d) => d.platforms.qqbot?.state === 'connected',
+      'connected',
+      20_000,
+    );
+    await sleep(options.idleSeconds * 1000);
+    return rssBytes(gateway.pid);
+  });
+  return { rss, bare: await bareNodeRss(options.idleSeconds) };
+}
+
+// ---- RSS under load --------------------------------------------------------------------------
+
+interface RssSeries {
+  samples: Array<[events: number, rssBytes: number]>;
+  warmupEvents: number;
+  growth: number;
+  slopeKbPer100k: number;
+  replies: number;
+  expectedReplies: number;
+  seconds: number;
+}
+
+async function rssUnderLoad(options: FootprintOptions): Promise<RssSeries> {
+  return withGateway({ heartbeatIntervalMs: 5000 }, {}, async (gateway, stateFile, fake) => {
+    await gateway.waitState(
+      stateFile,
+      (d) => d.platforms.qqbot?.state === 'connected',
+      'connected',
+      20_000,
+    );
+    const users = userPool(5000);
+    let replies = 0;
+    fake.on('message-sent', () => {
+      replies += 1;
+    });
+    const image: payloads.Attachment = {
+      content_type: 'image/png',
+      filename: 'photo.png',
+      width: 1080,
+      height: 1440,
+      size: 284_512,
+      url: 'multimedia.nt.qq.com.cn/download?appid=1407&fileid=EhRkYWY0ZmQ2ZDY5NzE3ZjE4YzBh',
+    };
+    const samples: Array<[number, number]> = [];
+    let sent = 0;
+    const sampler = setInterval(() => {
+      const rss = rssBytes(gateway.pid);
+      if (rss !== null) samples.push([sent, rss]);
+    }, 1000);
+    const { seconds } = await openLoop(options.rssRate, options.rssEvents, (i) => {
+      const withText = i % options.replyEvery === 0;
+      fake.dispatch(
+        'C2C_MESSAGE_CREATE',
+        withText
+          ? c2cPayload(i, users)
+          : payloads.c2cMessage({
+              content: '',
+              attachments: [image],
+              userOpenid: users[i % users.length]!,
+            }),
+      );
+      sent = i + 1;
+      if (i % 10_000 === 9_999) trimRecords(fake);
+    });
+    const expectedReplies = Math.ceil(options.rssEvents / options.replyEvery);
+    const deadline = Date.now() + 15_000;
+    while (replies < expectedReplies && Date.now() < deadline) await sleep(50);
+    await sleep(1000);
+    clearInterval(sampler);
+    const warmupEvents = Math.round(options.rssEvents * 0.1);
+    const after = samples.filter(([n]) => n >= warmupEvents);
+    const atWarmup = median(after.slice(0, 5).map(([, r]) => r));
+    const atEnd = median(after.slice(-5).map(([, r]) => r));
+    return {
+      samples,
+      warmupEvents,
+      growth: (atEnd - atWarmup) / atWarmup,
+      slopeKbPer100k: (slope(after) * 100_000) / 1024,
+      replies,
+      expectedReplies,
+      seconds,
+    };
+  });
+}
+
+export async function runFootprint(
+  options: FootprintOptions,
+): Promise<{ rows: Row[]; raw: unknown }> {
+  const rows: Row[] = [];
+  const raw: Record<string, unknown> = {};
+
+  options.log(`  start-up, ${options.startupRuns} runs`);
+  const s = await startup(options);
+  raw.startup = s;
+  const ready = s.readyMs.length > 0 ? median(s.readyMs) : `n/a: ${s.readyError ?? 'no READY'}`;
+  rows.push(
+    {
+      section: '4 footprint',
+      metric: 'spawn → READY=1 (median)',
+      unit: 'ms',
+      hermes: ready,
+      ceiling: median(s.bareNodeMs),
+      ...(typeof ready === 'number' && {
+        ratio: ready / median(s.bareNodeMs),
+        ratioOf: 'node -e ""',
+      }),
+      target: '< 300 ms',
+      pass: typeof ready === 'number' ? ready < 300 : null,
+      note: `READY=1 comes once the gateway is running (adapters still connecting); ceiling = a bare \`node -e ""\` from spawn to exit; ${s.readyMs.length} runs, max ${Math.max(...s.readyMs).toFixed(0)} ms`,
+    },
+    {
+      section: '4 footprint',
+      metric: 'spawn → running + connected (median)',
+      unit: 'ms',
+      hermes: median(s.connectedMs),
+      target: '< 300 ms',
+      pass: s.connectedMs.length > 0 ? median(s.connectedMs) < 300 : null,
+      note: 'state file polled every 1 ms; includes token fetch, GET /gateway/bot, WebSocket, Hello, Identify, READY',
+    },
+  );
+
+  options.log(`  idle RSS after ${options.idleSeconds} s`);
+  const idle = await idleRss(options);
+  raw.idle = { seconds: options.idleSeconds, ...idle };
+  rows.push({
+    section: '4 footprint',
+    metric: `RSS after ${options.idleSeconds} s idle`,
+    unit: 'MB',
+    hermes: idle.rss === null ? null : idle.rss / 2 ** 20,
+    ceiling: idle.bare === null ? null : idle.bare / 2 ** 20,
+    target: '< 60 MB',
+    pass: idle.rss === null ? null : idle.rss / 2 ** 20 < 60,
+    note: 'one qqbot adapter connected, echo handler, production heartbeat; ceiling = a bare idle node process',
+  });
+
+  options.log(
+    `  RSS over ${options.rssEvents.toLocaleString('en-US')} events at ${options.rssRate}/s (1 in ${options.replyEvery} answered)`,
+  );
+  const series = await rssUnderLoad(options);
+  raw.rssUnderLoad = series;
+  rows.push({
+    section: '4 footprint',
+    metric: `RSS growth after warm-up (${options.rssEvents.toLocaleString('en-US')} events)`,
+    unit: '%',
+    hermes: series.growth * 100,
+    target: '≤ 10%',
+    pass: Number.isFinite(series.growth) ? series.growth <= 0.1 : null,
+    note:
+      `warm-up = first 10% of events; medians of 5 samples at the warm-up point and at the end; slope ` +
+      `${series.slopeKbPer100k.toFixed(0)} KB per 100k events; RSS ${((series.samples.at(-1)?.[1] ?? NaN) / 2 ** 20).toFixed(0)} MB at the end; ` +
+      `${series.replies}/${series.expectedReplies} echo replies; ${(options.rssEvents / series.seconds).toFixed(0)} events/s achieved`,
+  });
+  return { rows, raw };
+}

@@ -1,0 +1,239 @@
+/**
+ * Section 2, echo latency: the real gateway CLI (child process, echo handler) against the fake.
+ * The fake sends C2C messages at a fixed rate (open loop) spread over many users; latency is
+ * from the moment the fake writes the dispatch to the moment the echo reply reaches the fake's
+ * REST endpoint (both timed in the orchestrator, where the fake runs).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { SendRecord } from '../../test/fakes/qq/index.js';
+import { c2cPayload, startFake, trimRecords, userPool } from '../lib/fake-host.js';
+import { writeGatewayConfig } from '../lib/gateway-config.js';
+import { GatewayChild } from '../lib/gateway-proc.js';
+import { openLoop } from '../lib/load.js';
+import type { Row } from '../lib/report.js';
+import { max, procCpuMs, quantile, rssBytes, sleep } from '../lib/util.js';
+
+export interface LatencyOptions {
+  rates: number[];
+  seconds: number;
+  /** Events sent in the first this-many seconds are not counted (JIT warm-up). */
+  warmupSeconds: number;
+  /** `handler.concurrency` of the gateway; the production default when absent. */
+  concurrency?: number;
+  log: (line: string) => void;
+}
+
+export interface LatencyFigure {
+  rate: number;
+  sent: number;
+  measured: number;
+  replied: number;
+  missing: number;
+  duplicates: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  achievedRate: number;
+  gatewayCpuShare: number | null;
+  gatewayRssMb: number | null;
+  /** Event-loop delay p99 of the orchestrator (the fake's process): its own lag is in the figures. */
+  fakeLoopDelayP99Ms: number;
+  fakeLoopDelayMaxMs: number;
+  fakeCpuShare: number;
+  /** The slowest events: seconds since the first send, and latency (to find stalls). */
+  slowest: Array<{ atSec: number; ms: number }>;
+  /** Worst latency per second of the run. */
+  worstPerSecondMs: number[];
+  /** Worst latency of the events sent during the warm-up (not in p50/p99/max). */
+  warmupMaxMs: number;
+  /** Gateway log lines at warn or above during the run, by message (first 60 chars). */
+  gatewayWarnings: Record<string, number>;
+}
+
+async function runRate(rate: number, options: LatencyOptions): Promise<LatencyFigure> {
+  const fake = await startFake();
+  const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-latency-'));
+  const stateFile = join(dir, 'gateway_state.json');
+  const config = await writeGatewayConfig(dir, {
+    stateFile,
+    tokenUrl: fake.tokenUrl,
+    apiBase: fake.apiBase,
+    appId: fake.settings.appId,
+    handler: {
+      type: 'echo',
+      ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+    },
+  });
+  const gateway = new GatewayChild({ config, secret: fake.settings.clientSecret });
+  try {
+    await gateway.waitState(
+      stateFile,
+      (d) => d.platforms.qqbot?.state === 'connected',
+      'qqbot connected',
+      20_000,
+    );
+    const total = Math.round(rate * options.seconds);
+    const users = userPool(Math.min(20_000, Math.max(1000, rate * 2)));
+    const payloadList = Array.from({ length: total }, (_, i) => c2cPayload(i, users));
+    const index = new Map(payloadList.map((p, i) => [p.id, i]));
+    const sentAt = new Float64Array(total).fill(NaN);
+    const replyAt = new Float64Array(total).fill(NaN);
+    let duplicates = 0;
+    let replied = 0;
+    const onSent = (record: SendRecord): void => {
+      const now = performance.now();
+      const msgId = (record.body as { msg_id?: unknown } | undefined)?.msg_id;
+      const i = typeof msgId === 'string' ? index.get(msgId) : undefined;
+      if (i === undefined) return;
+      if (Number.isNaN(replyAt[i]!)) {
+        replyAt[i] = now;
+        replied += 1;
+      } else duplicates += 1;
+    };
+    fake.on('message-sent', onSent);
+    // A little traffic first, so the first measured events do not pay for lazy set-up.
+    await sleep(200);
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const cpu0 = process.cpuUsage();
+    const gwCpu0 = procCpuMs(gateway.pid);
+    const t0 = performance.now();
+    const { seconds } = await openLoop(rate, total, (i) => {
+      sentAt[i] = performance.now();
+      fake.dispatch('C2C_MESSAGE_CREATE', payloadList[i]);
+      if (i % 5000 === 4999) trimRecords(fake);
+    });
+    // Replies still in flight: give them a bounded grace.
+    const graceEnd = Date.now() + 10_000;
+    while (replied < total && Date.now() < graceEnd) await sleep(5);
+    const elapsed = (performance.now() - t0) / 1000;
+    const gwCpu1 = procCpuMs(gateway.pid);
+    const cpu = process.cpuUsage(cpu0);
+    loop.disable();
+    const rss = rssBytes(gateway.pid);
+    fake.off('message-sent', onSent);
+    const gatewayWarnings: Record<string, number> = {};
+    for (const line of gateway.lines) {
+      if (line.level < 40) continue;
+      const key = `${line.code ?? ''} ${String(line.msg ?? '').slice(0, 60)}`.trim();
+      gatewayWarnings[key] = (gatewayWarnings[key] ?? 0) + 1;
+    }
+    const warmupEnd = t0 + options.warmupSeconds * 1000;
+    const latencies: number[] = [];
+    const timed: Array<{ atSec: number; ms: number }> = [];
+    const worstPerSecondMs: number[] = [];
+    let missing = 0;
+    let warmupMaxMs = 0;
+    for (let i = 0; i < total; i++) {
+      if (sentAt[i]! < warmupEnd) {
+        if (!Number.isNaN(replyAt[i]!))
+          warmupMaxMs = Math.max(warmupMaxMs, replyAt[i]! - sentAt[i]!);
+        continue;
+      }
+      if (Number.isNaN(replyAt[i]!)) {
+        missing += 1;
+        continue;
+      }
+      const ms = replyAt[i]! - sentAt[i]!;
+      const atSec = (sentAt[i]! - t0) / 1000;
+      latencies.push(ms);
+      timed.push({ atSec, ms });
+      const second = Math.floor(atSec);
+      worstPerSecondMs[second] = Math.max(worstPerSecondMs[second] ?? 0, ms);
+    }
+    const slowest = timed
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 10)
+      .map((x) => ({ atSec: Math.round(x.atSec * 1000) / 1000, ms: Math.round(x.ms * 10) / 10 }));
+    return {
+      rate,
+      sent: total,
+      measured: latencies.length,
+      replied,
+      missing,
+      duplicates,
+      p50Ms: quantile(latencies, 0.5),
+      p99Ms: quantile(latencies, 0.99),
+      maxMs: max(latencies),
+      achievedRate: total / seconds,
+      gatewayCpuShare:
+        gwCpu0 === null || gwCpu1 === null ? null : (gwCpu1 - gwCpu0) / 1000 / elapsed,
+      gatewayRssMb: rss === null ? null : rss / 2 ** 20,
+      fakeLoopDelayP99Ms: loop.percentile(99) / 1e6,
+      fakeLoopDelayMaxMs: loop.max / 1e6,
+      slowest,
+      warmupMaxMs,
+      gatewayWarnings,
+      worstPerSecondMs: Array.from(worstPerSecondMs, (v) => Math.round((v ?? 0) * 10) / 10),
+      fakeCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
+    };
+  } finally {
+    await gateway.stop();
+    await fake.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runLatency(
+  options: LatencyOptions,
+): Promise<{ rows: Row[]; raw: LatencyFigure[] }> {
+  const figures: LatencyFigure[] = [];
+  for (const rate of options.rates) {
+    options.log(`  ${rate}/s for ${options.seconds} s`);
+    const f = await runRate(rate, options);
+    figures.push(f);
+    options.log(
+      `  ${rate}/s: p50 ${f.p50Ms.toFixed(2)} ms, p99 ${f.p99Ms.toFixed(2)} ms, max ${f.maxMs.toFixed(1)} ms, ` +
+        `${f.missing} missing, ${f.duplicates} duplicate replies, gateway CPU ${((f.gatewayCpuShare ?? NaN) * 100).toFixed(0)}%, ` +
+        `fake loop delay p99 ${f.fakeLoopDelayP99Ms.toFixed(1)} ms (max ${f.fakeLoopDelayMaxMs.toFixed(0)} ms)`,
+    );
+    options.log(
+      `  worst latency per second (ms): ${f.worstPerSecondMs.map((v) => v.toFixed(0)).join(' ')}`,
+    );
+  }
+  const rows: Row[] = [];
+  for (const f of figures) {
+    const tag = `@${f.rate}/s`;
+    const lost = f.missing > 0 || f.duplicates > 0;
+    rows.push(
+      {
+        section: '2 echo latency',
+        metric: `p50 ${tag}`,
+        unit: 'ms',
+        hermes: f.p50Ms,
+      },
+      {
+        section: '2 echo latency',
+        metric: `p99 ${tag}`,
+        unit: 'ms',
+        hermes: f.p99Ms,
+        ...(f.rate === 1000 && {
+          target: '< 10 ms',
+          pass: Number.isFinite(f.p99Ms) ? f.p99Ms < 10 && !lost : null,
+        }),
+        note:
+          `${f.measured} events measured (${f.sent} sent, first ${options.warmupSeconds} s not counted), ` +
+          `${f.missing} without reply, ${f.duplicates} duplicate replies; gateway CPU ` +
+          `${((f.gatewayCpuShare ?? NaN) * 100).toFixed(0)}% of a core, RSS ${(f.gatewayRssMb ?? NaN).toFixed(0)} MB; ` +
+          `the fake's own loop delay p99 ${f.fakeLoopDelayP99Ms.toFixed(1)} ms (included)`,
+      },
+      {
+        section: '2 echo latency',
+        metric: `max ${tag}`,
+        unit: 'ms',
+        hermes: f.maxMs,
+      },
+      {
+        section: '2 echo latency',
+        metric: `max in the first ${options.warmupSeconds} s ${tag}`,
+        unit: 'ms',
+        hermes: f.warmupMaxMs,
+        note: 'a freshly started gateway under load: not in p50/p99/max',
+      },
+    );
+  }
+  return { rows, raw: figures };
+}
