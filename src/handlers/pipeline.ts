@@ -7,6 +7,7 @@ import { createHandler } from './create.js';
 import { deliver } from './deliver.js';
 import './errors.js';
 import { conversationKey, type Handler } from './handler.js';
+import { RecentMap } from '../util/recent.js';
 
 export interface PipelineOptions {
   /** The gateway config, or just its `handler` section. */
@@ -38,18 +39,17 @@ interface Conversation {
   running: boolean;
 }
 
-/**
- * Event ids seen recently, oldest first (a Map keeps insertion order, and an id is moved to
- * the end when seen again), bounded both by age and by count.
- */
+/** Event ids seen recently, bounded both by age and by count (oldest forgotten first). */
 class RecentIds {
-  private readonly seen = new Map<string, number>();
+  private readonly seen: RecentMap<string, number>;
 
   constructor(
     private readonly windowMs: number,
-    private readonly maxEntries: number,
+    maxEntries: number,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.seen = new RecentMap(maxEntries);
+  }
 
   has(id: string): boolean {
     const at = this.seen.get(id);
@@ -58,16 +58,8 @@ class RecentIds {
 
   add(id: string): void {
     const now = this.now();
-    this.seen.delete(id);
     this.seen.set(id, now);
-    for (const [oldest, at] of this.seen) {
-      if (this.seen.size <= this.maxEntries && now - at < this.windowMs) break;
-      this.seen.delete(oldest);
-    }
-  }
-
-  delete(id: string): void {
-    this.seen.delete(id);
+    this.seen.dropOldestWhile((at) => now - at >= this.windowMs);
   }
 }
 

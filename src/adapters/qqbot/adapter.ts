@@ -14,6 +14,7 @@ import type {
 } from '../../adapters/contract.js';
 import { GatewayError, isGatewayError, toGatewayError } from '../../errors.js';
 import { Backoff, sleep } from '../../util/backoff.js';
+import { RecentMap } from '../../util/recent.js';
 import type { QQBotSettings } from './config.js';
 import { GatewayConnection, type ConnectionEnd } from './connection.js';
 import './errors.js';
@@ -55,23 +56,6 @@ interface AttemptEnd {
   token: AccessToken | null;
 }
 
-/** A bounded set of recent ids (insertion order = age). */
-class RecentIds {
-  private readonly ids = new Set<string>();
-  constructor(private readonly max: number) {}
-
-  /** Adds `id`; false when it was already there. */
-  add(id: string): boolean {
-    if (this.ids.has(id)) return false;
-    this.ids.add(id);
-    if (this.ids.size > this.max) {
-      const oldest = this.ids.values().next().value;
-      if (oldest !== undefined) this.ids.delete(oldest);
-    }
-    return true;
-  }
-}
-
 export interface QQBotAdapterOptions {
   /** Injectable randomness for jitter (tests, bench); defaults to Math.random. */
   random?: () => number;
@@ -95,7 +79,7 @@ export class QQBotAdapter implements Adapter {
   private readonly tokens: TokenSource;
   private readonly sender: Sender;
   private readonly backoff: Backoff;
-  private readonly recent = new RecentIds(DEDUP_WINDOW);
+  private readonly recent = new RecentMap<string, true>(DEDUP_WINDOW);
   private readonly random: () => number;
   private log: Logger = pino({ level: 'silent' });
   private ctx: AdapterContext | null = null;
@@ -389,12 +373,13 @@ export class QQBotAdapter implements Adapter {
       );
       return;
     }
-    if (!this.recent.add(normalized.event.id)) {
+    if (this.recent.has(normalized.event.id)) {
       // Redelivery (after a resume, or AT_MESSAGE_CREATE + MESSAGE_CREATE of one message).
       this.stats.duplicates += 1;
       this.log.debug({ event_id: normalized.event.id, event_type: t }, 'duplicate message ignored');
       return;
     }
+    this.recent.set(normalized.event.id, true);
     this.stats.messages += 1;
     ctx.emit(normalized.event);
   }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { OutboundMessage, SendResult } from '../../adapters/contract.js';
 import { GatewayError, isGatewayError } from '../../errors.js';
 import { sleep } from '../../util/backoff.js';
+import { RecentMap } from '../../util/recent.js';
 import { readReplyContext } from './normalize.js';
 import { ApiCode, sendPath, sentMessageId, textMessageBody, type SendScene } from './protocol.js';
 import { HttpFailureError, type QQRest, type SendAnswer } from './rest.js';
@@ -65,7 +66,7 @@ export function splitText(text: string, max: number): string[] {
 }
 
 export class Sender {
-  private readonly seqs = new Map<string, number>();
+  private readonly seqs = new RecentMap<string, number>(MSG_SEQ_MEMORY);
   private readonly random: () => number;
 
   constructor(private readonly options: SenderOptions) {
@@ -105,12 +106,7 @@ export class Sender {
   /** The next msg_seq for a reply to `msgId`: 1, 2, 3... (unique per msg_id, §7.2). */
   nextSeq(msgId: string): number {
     const next = (this.seqs.get(msgId) ?? 0) + 1;
-    this.seqs.delete(msgId);
     this.seqs.set(msgId, next);
-    if (this.seqs.size > MSG_SEQ_MEMORY) {
-      const oldest = this.seqs.keys().next().value;
-      if (oldest !== undefined) this.seqs.delete(oldest);
-    }
     return next;
   }
 
