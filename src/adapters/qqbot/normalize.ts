@@ -6,13 +6,16 @@ import { parseMessage, type MessageEventType, type MessagePayload } from './prot
 
 export const PLATFORM = 'qqbot';
 
-/** The reply context the adapter puts in `InboundEvent.reply` and reads back in `send()`. */
-export interface ReplyContext {
+/**
+ * The reply context the adapter puts in `InboundEvent.reply` and reads back in `send()`. A type
+ * alias, not an interface, so that it is assignable to `Record<string, unknown>` as it is.
+ */
+export type ReplyContext = {
   msg_id: string;
   event_type: MessageEventType;
   guild_id?: string;
   channel_id?: string;
-}
+};
 
 export type Normalized =
   { kind: 'message'; event: InboundEvent } | { kind: 'malformed'; reason: string };
@@ -47,7 +50,7 @@ function toEvent(t: MessageEventType, m: MessagePayload, botId: string | null): 
       filename: a.filename,
     })),
     timestamp: m.timestamp ?? new Date().toISOString(),
-    reply: { ...reply },
+    reply,
   };
 }
 
