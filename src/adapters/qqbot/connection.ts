@@ -607,5 +607,6 @@ function rawSize(data: RawData): number {
 
 function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data).toString('utf8');
+  // Decoded where it lies: a Buffer as it is, an ArrayBuffer through a view (no copy).
+  return (data instanceof ArrayBuffer ? Buffer.from(data) : data).toString('utf8');
 }
