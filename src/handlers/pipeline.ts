@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Adapter, InboundEvent } from '../adapters/contract.js';
-import { GatewayError, toGatewayError } from '../errors.js';
+import { toGatewayError } from '../errors.js';
 import { metrics as sharedMetrics, type GatewayMetrics } from '../metrics.js';
 import type { HandlerConfig } from './config.js';
 import { createHandler } from './create.js';
@@ -8,6 +8,8 @@ import { deliver } from './deliver.js';
 import './errors.js';
 import { conversationKey, type Handler } from './handler.js';
 import { RecentMap } from '../util/recent.js';
+
+const OVERFLOW = 'GW_ERR_HANDLER_QUEUE_OVERFLOW';
 
 export interface PipelineOptions {
   /** The gateway config, or just its `handler` section. */
@@ -20,6 +22,8 @@ export interface PipelineOptions {
   handler?: Handler;
   /** Clock of the dedupe window; Date.now by default. */
   now?: () => number;
+  /** At most one overflow summary line per this many ms (after the first drop's own line). */
+  overflowLogIntervalMs?: number;
 }
 
 export interface Pipeline {
@@ -32,6 +36,9 @@ export interface Pipeline {
   /** Drops waiting events, cancels the handler calls in flight and waits for them to settle. */
   close(): Promise<void>;
 }
+
+/** Overflow drops after the first are summed up in at most one log line per this long. */
+const OVERFLOW_LOG_INTERVAL_MS = 1_000;
 
 interface Conversation {
   readonly key: string;
@@ -70,7 +77,9 @@ class RecentIds {
  *   order; different conversations run concurrently, at most `handler.concurrency` at once,
  *   taking turns (a busy chat cannot starve the others).
  * - At most `queue_limit` events wait per conversation and `max_queued_events` in all; an
- *   event beyond either is dropped, logged (`GW_ERR_HANDLER_QUEUE_OVERFLOW`) and counted.
+ *   event beyond either is dropped and counted. The first drop is logged at once
+ *   (`GW_ERR_HANDLER_QUEUE_OVERFLOW`, with the event); while drops go on, one summary line
+ *   per second gives their count, so an overload cannot become a flood of synchronous logs.
  * - An event id accepted within `dedupe_window_ms` is a redelivery: dropped, logged at debug
  *   and counted.
  * - Each reply goes through `adapter.send` under `send_timeout_ms`; a failure is logged with
@@ -106,24 +115,59 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
+  const overflowLogIntervalMs = options.overflowLogIntervalMs ?? OVERFLOW_LOG_INTERVAL_MS;
+  /** Set while drops are being summed up instead of logged one by one. */
+  let overflowTimer: NodeJS.Timeout | null = null;
+  const unlogged = { conversation: 0, pipeline: 0 };
+
   function overflow(event: InboundEvent, conversationWaiting: number): void {
-    const error = new GatewayError(
-      'GW_ERR_HANDLER_QUEUE_OVERFLOW',
-      conversationWaiting >= config.queue_limit
-        ? `conversation queue full (${config.queue_limit} waiting): event dropped`
-        : `pipeline queue full (${config.max_queued_events} waiting): event dropped`,
-    );
     metrics.queueOverflowTotal.inc({ platform: event.platform });
+    const conversationFull = conversationWaiting >= config.queue_limit;
+    if (overflowTimer !== null) {
+      if (conversationFull) unlogged.conversation += 1;
+      else unlogged.pipeline += 1;
+      return;
+    }
     log.warn(
       {
-        code: error.code,
+        code: OVERFLOW,
         event_id: event.id,
         platform: event.platform,
         chat_type: event.chat.type,
         chat_id: event.chat.id,
       },
-      error.message,
+      conversationFull
+        ? `conversation queue full (${config.queue_limit} waiting): event dropped`
+        : `pipeline queue full (${config.max_queued_events} waiting): event dropped`,
     );
+    armOverflowTimer();
+  }
+
+  function armOverflowTimer(): void {
+    overflowTimer = setTimeout(() => {
+      overflowTimer = null;
+      // Drops went on: sum them up and keep summing. None: the next drop is logged at once.
+      if (logUnlogged()) armOverflowTimer();
+    }, overflowLogIntervalMs);
+    overflowTimer.unref();
+  }
+
+  /** Logs the drops not logged yet, if any; false when there were none. */
+  function logUnlogged(): boolean {
+    const dropped = unlogged.conversation + unlogged.pipeline;
+    if (dropped === 0) return false;
+    log.warn(
+      {
+        code: OVERFLOW,
+        dropped,
+        conversation_full: unlogged.conversation,
+        pipeline_full: unlogged.pipeline,
+      },
+      `queues full: ${dropped} more events dropped`,
+    );
+    unlogged.conversation = 0;
+    unlogged.pipeline = 0;
+    return true;
   }
 
   async function handleEvent(event: InboundEvent): Promise<void> {
@@ -249,6 +293,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       ready.length = 0;
       waiting = 0;
       controller.abort();
+      if (overflowTimer !== null) clearTimeout(overflowTimer);
+      overflowTimer = null;
+      logUnlogged();
       updateLoad();
       await Promise.allSettled([...tasks]);
       await handler.close?.();

@@ -34,6 +34,7 @@ function setup(
   handler: Handler | undefined,
   extra: Record<string, unknown> = {},
   now?: () => number,
+  overflowLogIntervalMs?: number,
 ): Setup {
   const { log, lines } = captureLogger('debug');
   const adapter = new RecordingAdapter('test');
@@ -45,6 +46,7 @@ function setup(
     metrics,
     ...(handler ? { handler } : {}),
     ...(now ? { now } : {}),
+    ...(overflowLogIntervalMs !== undefined ? { overflowLogIntervalMs } : {}),
   });
   return { pipeline, adapter, metrics, lines };
 }
@@ -162,10 +164,11 @@ await test('pipeline back-pressure', async (t) => {
     pipeline.dispatch(other);
     assert.deepEqual(pipeline.load, { waiting: 2, running: 2 });
     assert.equal(await value(metrics, 'hermes_queue_overflow_total', { platform: 'test' }), 2);
+    // The first drop is logged at once with its event; the second waits for the summary.
     const overflowLines = lines.filter((l) => l.code === 'GW_ERR_HANDLER_QUEUE_OVERFLOW');
     assert.deepEqual(
       overflowLines.map((l) => l.event_id),
-      [events[3]!.id, events[4]!.id],
+      [events[3]!.id],
     );
     assert.ok(overflowLines.every((l) => l.level === 40));
 
@@ -185,6 +188,65 @@ await test('pipeline back-pressure', async (t) => {
     assert.deepEqual(adapter.textsTo('busy').at(-1), 're: e4');
     await pipeline.close();
   });
+
+  await t.test(
+    'a flood of drops logs the first at once, then one summary per interval with the count',
+    async () => {
+      const handler = new GatedHandler();
+      const intervalMs = 100;
+      const { pipeline, metrics, lines } = setup(
+        handler,
+        { concurrency: 1, queue_limit: 1, max_queued_events: 2 },
+        undefined,
+        intervalMs,
+      );
+      const overflowLines = (): typeof lines =>
+        lines.filter((l) => l.code === 'GW_ERR_HANDLER_QUEUE_OVERFLOW');
+      const first = makeEvent({ chat: 'a' });
+      pipeline.dispatch(first); // runs
+      pipeline.dispatch(makeEvent({ chat: 'a' })); // waits
+      pipeline.dispatch(makeEvent({ chat: 'b' })); // waits: 2 in all
+      const dropped = makeEvent({ chat: 'a' });
+      pipeline.dispatch(dropped); // conversation a full: logged at once
+      for (let i = 0; i < 500; i++) pipeline.dispatch(makeEvent({ chat: `a` }));
+      for (let i = 0; i < 300; i++) pipeline.dispatch(makeEvent({ chat: `c${i}` }));
+      assert.equal(await value(metrics, 'hermes_queue_overflow_total'), 801);
+      assert.equal(overflowLines().length, 1);
+      assert.equal(overflowLines()[0]!.event_id, dropped.id);
+
+      // One summary per interval while drops go on, with every drop not logged yet.
+      await new Promise((resolve) => setTimeout(resolve, intervalMs * 1.5));
+      assert.equal(overflowLines().length, 2);
+      const summary = overflowLines()[1]!;
+      assert.equal(summary.level, 40);
+      assert.equal(summary.dropped, 800);
+      assert.equal(summary.conversation_full, 500);
+      assert.equal(summary.pipeline_full, 300);
+      assert.equal(summary.event_id, undefined);
+      for (let i = 0; i < 10; i++) pipeline.dispatch(makeEvent({ chat: 'a' }));
+      assert.equal(overflowLines().length, 2, 'still summing up');
+      await new Promise((resolve) => setTimeout(resolve, intervalMs * 1.5));
+      assert.equal(overflowLines().length, 3);
+      assert.equal(overflowLines()[2]!.dropped, 10);
+
+      // A quiet interval ends the summing: the next drop is logged at once, with its event.
+      await new Promise((resolve) => setTimeout(resolve, intervalMs * 2.5));
+      assert.equal(overflowLines().length, 3, 'no summary of nothing');
+      const later = makeEvent({ chat: 'a' });
+      pipeline.dispatch(later);
+      assert.equal(overflowLines().length, 4);
+      assert.equal(overflowLines()[3]!.event_id, later.id);
+
+      // Drops not logged yet are summed up on close.
+      pipeline.dispatch(makeEvent({ chat: 'a' }));
+      pipeline.dispatch(makeEvent({ chat: 'a' }));
+      assert.equal(overflowLines().length, 4);
+      await pipeline.close();
+      assert.equal(overflowLines().length, 5);
+      assert.equal(overflowLines()[4]!.dropped, 2);
+      assert.equal(await value(metrics, 'hermes_queue_overflow_total'), 814);
+    },
+  );
 
   await t.test('max_queued_events caps the waiting events over all conversations', async () => {
     const handler = new GatedHandler();
