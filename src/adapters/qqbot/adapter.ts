@@ -91,6 +91,8 @@ export class QQBotAdapter implements Adapter {
   /** `connecting` until the first attempt has ended, then `reconnecting`. */
   private phaseState: 'connecting' | 'reconnecting' = 'connecting';
   private detail: string | null = null;
+  /** The state of the last transition; null before the first. */
+  private state: 'connecting' | 'reconnecting' | 'connected' | null = null;
   private healthyTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -244,13 +246,13 @@ export class QQBotAdapter implements Adapter {
     for (;;) {
       // Only the platform calls are caught here: a failed state write is not a network
       // error to retry, it propagates (and the runner has already ended the gateway).
-      await this.setDetail('fetching_token');
+      this.setDetail('fetching_token');
       try {
         token = await this.tokens.get(signal);
       } catch (err) {
         return failed(err);
       }
-      await this.setDetail('fetching_gateway');
+      this.setDetail('fetching_gateway');
       try {
         info = await this.gatewayInfo(token, signal);
         token = await this.tokens.get(signal);
@@ -265,7 +267,8 @@ export class QQBotAdapter implements Adapter {
         { remaining: limit.remaining, total: limit.total, reset_after_ms: limit.resetAfterMs },
         `session start limit reached: waiting ${waitMs} ms for its reset`,
       );
-      await this.setDetail('waiting_session_limit');
+      // Persisted before the wait, which may be long: the operator sees why nothing happens.
+      await this.move({ detail: 'waiting_session_limit' });
       if (!(await sleep(waitMs, signal))) return { ...blank(token), action: 'stop' };
     }
 
@@ -293,10 +296,10 @@ export class QQBotAdapter implements Adapter {
           this.stats.frames += 1;
           ctx.touch();
         },
-        phase: async (detail) => {
+        phase: (detail) => {
           if (detail === 'resuming') this.stats.resumes += 1;
           else this.stats.identifies += 1;
-          await this.setDetail(detail);
+          this.setDetail(detail);
         },
         ready: async (readyInfo) => {
           if (!readyInfo.resumed) {
@@ -323,7 +326,7 @@ export class QQBotAdapter implements Adapter {
     this.stats.connections += 1;
     let end: ConnectionEnd;
     try {
-      await this.setDetail('opening_socket');
+      this.setDetail('opening_socket');
       end = await connection.run(signal);
     } catch (err) {
       if (signal.aborted) return { ...blank(token), action: 'stop' };
@@ -401,10 +404,26 @@ export class QQBotAdapter implements Adapter {
     this.healthyTimer = null;
   }
 
-  /** A sub-state change inside `connecting` / `reconnecting`, persisted (skipped if unchanged). */
-  private async setDetail(detail: string): Promise<void> {
+  /**
+   * A step inside `connecting` / `reconnecting` (skipped if unchanged). The top-level state
+   * stays, so this is no transition: the detail is noted and written with the next state
+   * write (the next transition, or the runner's heartbeat) instead of an fsync of its own
+   * on every reconnect.
+   */
+  private setDetail(detail: string): void {
     if (this.detail === detail) return;
-    await this.move({ detail });
+    const ctx = this.ctx;
+    if (ctx === null) return;
+    if (this.state !== this.phaseState) {
+      // A step belongs to the state last written; anything else is a bug in this file.
+      throw new GatewayError(
+        'GW_ERR_INTERNAL',
+        `qqbot step ${detail} while ${this.state ?? 'not started'}, not ${this.phaseState}`,
+      );
+    }
+    ctx.note({ detail });
+    this.detail = detail;
+    this.log.debug({ detail }, `${this.phaseState}: ${detail}`);
   }
 
   private async move(
@@ -414,6 +433,7 @@ export class QQBotAdapter implements Adapter {
     const ctx = this.ctx;
     if (ctx === null) return;
     await ctx.transition(state, patch);
+    this.state = state;
     if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
   }
 }

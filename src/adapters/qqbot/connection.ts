@@ -39,8 +39,8 @@ const MAX_ACK_FRACTION = 0.45;
 export interface ConnectionHooks {
   /** Every frame received, whatever it is (the runner's `touch`). */
   frame(): void;
-  /** Persists the sub-state; called after Hello, before Identify / Resume is sent. */
-  phase(detail: 'identifying' | 'resuming'): Promise<void>;
+  /** Records the sub-state (not a transition: not awaited); after Hello, before Identify / Resume. */
+  phase(detail: 'identifying' | 'resuming'): void;
   /** READY or RESUMED arrived; resolves once `connected` is persisted. */
   ready(info: { resumed: boolean; sessionId: string; botId: string | null }): Promise<void>;
   /** A dispatch other than READY / RESUMED. */
@@ -453,7 +453,7 @@ export class GatewayConnection {
     }
   }
 
-  private async onHello(d: unknown): Promise<void> {
+  private onHello(d: unknown): void {
     if (this.helloSeen) {
       this.log.debug('second Hello ignored');
       return;
@@ -480,8 +480,7 @@ export class GatewayConnection {
     const first = this.options.jitter ? interval * this.random() : interval;
     this.setTimer('beat', first);
     const resume = this.options.resume;
-    await this.options.hooks.phase(resume !== null ? 'resuming' : 'identifying');
-    if (this.ending !== null) return;
+    this.options.hooks.phase(resume !== null ? 'resuming' : 'identifying');
     const { accessToken, intents, shard } = this.options;
     if (resume !== null) {
       this.send(resumeFrame(accessToken, resume.sessionId, resume.seq));
