@@ -164,6 +164,7 @@ export class QQBotAdapter implements Adapter {
     } finally {
       this.clearHealthyTimer();
       this.tokens.close();
+      this.rest.close();
     }
   }
 

@@ -25,7 +25,11 @@ export const qqbotPlatform = definePlatform<QQBotConfig>({
       restMs: settings.timeouts.restMs,
       tokenMs: settings.timeouts.tokenMs,
     });
-    await rest.fetchToken(settings.clientSecret);
+    try {
+      await rest.fetchToken(settings.clientSecret);
+    } finally {
+      rest.close();
+    }
   },
 });
 
