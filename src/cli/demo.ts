@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { FakeQQServer } from '../../test/fakes/qq/server.js';
+import type { FakeQQServer } from '../../test/fakes/qq/server.js';
 import { EXIT } from '../errors.js';
 import type { StateDocument } from '../state/schema.js';
 import type { CommandContext } from './context.js';
@@ -78,6 +78,8 @@ export async function runDemo(ctx: CommandContext): Promise<number> {
   const { io } = ctx;
   const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'hermes-gateway-demo-'));
+  // Loaded here, not at the top: every other command (`run` above all) would pay for it.
+  const { FakeQQServer } = await import('../../test/fakes/qq/server.js');
   const fake = await FakeQQServer.start({ appId: DEMO_APP_ID, clientSecret: DEMO_SECRET });
   let child: ChildProcess | null = null;
   try {

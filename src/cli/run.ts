@@ -105,11 +105,13 @@ export async function runGateway(
   });
   const pipeline = createPipeline({ config, adapters, log, metrics });
   bindStateMetrics(store);
-  metrics.collectProcessMetrics();
   // Started by the runner's READY (the gateway is running); closed after the runner ends.
   const control = config.control?.listen
     ? createControlServer({ config: config.control, adapters, state: store, metrics, log })
     : null;
+  // Only the control API serves /metrics: without it, the process metrics (and their ~8 MB
+  // of modules and timers) would be collected for nobody.
+  if (control) metrics.collectProcessMetrics();
   const runner: Runner = new Runner({
     adapters,
     store,

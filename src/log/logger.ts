@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Level, type Logger } from 'pino';
-import pinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type LogLevel = Level;
 export type { Logger };
@@ -68,14 +69,28 @@ function journalDestination(inner: DestinationStream): DestinationStream {
   };
 }
 
+/**
+ * pino-pretty, loaded only when a terminal wants it: it costs start-up time and memory, and
+ * it is a dev dependency, absent from a production install (then the lines stay JSON).
+ */
+function prettyDestination(): DestinationStream | null {
+  let build: typeof PinoPretty;
+  try {
+    build = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'MODULE_NOT_FOUND') return null;
+    throw err;
+  }
+  return build({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l' });
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const env = options.env ?? process.env;
   const base = options.destination ?? pino.destination({ dest: 1, sync: true });
   const pretty = options.pretty ?? (options.destination === undefined && process.stdout.isTTY);
   let destination: DestinationStream = base;
   if (env.JOURNAL_STREAM) destination = journalDestination(base);
-  else if (pretty)
-    destination = pinoPretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l' });
+  else if (pretty) destination = prettyDestination() ?? base;
   return pino(
     {
       level: options.level,
