@@ -401,8 +401,10 @@ export class GatewayConnection {
     }
     // Track the seq from every frame that carries one; dispatches are "mostly ordered", so
     // the highest seen is the one to echo (fact sheet §3.3).
-    if (frame.s !== null && (this.seq === null || frame.s > this.seq)) this.seq = frame.s;
+    // A frame we do not act on (the connection is ending) must not advance the seq we resume
+    // from, or the server will not replay it.
     if (this.ending !== null) return;
+    if (frame.s !== null && (this.seq === null || frame.s > this.seq)) this.seq = frame.s;
     await this.onFrame(frame);
   }
 
@@ -532,7 +534,24 @@ export class GatewayConnection {
 
   /** The server (or the network) closed the socket; returns the code. */
   private onClose(code: number, reason: string): number | null {
-    if (this.ending !== null) return this.opened ? code : null;
+    if (this.ending !== null) {
+      // The first cause wins, except that a fatal close code (banned, delisted...) is the
+      // platform's last word whatever we had decided.
+      const late = this.opened ? decideClose(code) : null;
+      if (late?.action === 'fatal' && this.ending.action !== 'stop') {
+        this.ending = {
+          action: 'fatal',
+          error: new GatewayError(
+            late.errorCode,
+            `gateway closed the connection with ${code} (${late.meaning})`,
+            {
+              details: { close_code: code },
+            },
+          ),
+        };
+      }
+      return this.opened ? code : null;
+    }
     if (!this.opened) {
       const cause = this.lastSocketError?.message ?? `closed with ${code}`;
       this.ending = {

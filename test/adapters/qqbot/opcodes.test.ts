@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TEST_HEARTBEAT_MS, trail, withHarness } from './harness.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { TEST_HEARTBEAT_MS, trail, withHarness, type QQHarness } from './harness.js';
 
 await test('op 7 Reconnect → resume on a new connection (server closes 4009 after it)', async () => {
   await withHarness({}, async (h) => {
@@ -155,5 +156,54 @@ await test('heartbeat_ack_ms is capped below half the interval (0.45 ×)', async
     const disconnect = await h.fake.waitFor('disconnect', TEST_HEARTBEAT_MS * 3);
     const after = disconnect.at - unacked.at;
     assert.ok(after <= TEST_HEARTBEAT_MS * 0.45 + 40, `cut ${after} ms after the unanswered beat`);
+  });
+});
+
+// Found by the chaos soak: a dispatch that arrived right behind op 7 / op 9 advanced the seq
+// the client resumed from, although the closing connection dropped it, so the server never
+// replayed it and the message was lost.
+for (const [name, send] of [
+  ['op 7 Reconnect', (h: QQHarness) => h.fake.sendReconnect()],
+  ['op 9 Invalid Session (resumable)', (h: QQHarness) => h.fake.sendInvalidSession(true)],
+] as const) {
+  await test(`a message written right behind ${name} is replayed after the resume and handled once`, async () => {
+    await withHarness({}, async (h) => {
+      await h.connected();
+      const resume = h.fake.waitFor('resume', 3_000);
+      send(h);
+      const behind = h.fake.dispatchC2CMessage({ content: 'right behind the opcode' });
+      const record = await resume;
+      assert.ok(
+        typeof record.seq === 'number' && record.seq < behind.s,
+        `resumed from ${String(record.seq)}, message at ${behind.s}`,
+      );
+      assert.equal(record.replayed, 1);
+      const events = await h.waitForEvents(1, 3_000);
+      assert.deepEqual(
+        events.map((e) => e.id),
+        [`qqbot:${behind.d.id}`],
+      );
+    });
+  });
+}
+
+// Found by the chaos soak: a fatal close code that followed op 7 was ignored because the
+// connection had already decided to resume; the platform's "banned" must win.
+await test('a fatal close (4915) after op 7 is still fatal: exit 78, not a resume', async () => {
+  await withHarness({ fake: { reconnectCloseDelayMs: null } }, async (h) => {
+    await h.connected();
+    h.fake.sendReconnect();
+    h.fake.closeClient(4915, 'banned');
+    // Bounded: before the fix the adapter resumed and the runner never ended.
+    const bound = new AbortController();
+    const outcome = await Promise.race([
+      h.outcome!,
+      delay(3_000, null, { signal: bound.signal }).catch(() => null),
+    ]).finally(() => bound.abort());
+    assert.ok(outcome !== null, 'the gateway did not end within 3 s of close 4915');
+    assert.equal(outcome.exitCode, 78);
+    assert.equal(outcome.error?.code, 'GW_ERR_QQ_CLOSE_4915');
+    assert.equal(h.read().platforms.qqbot?.state, 'fatal');
+    assert.equal(h.fake.resumes.length, 0);
   });
 });
