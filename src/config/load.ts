@@ -1,12 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { GatewayError } from '../errors.js';
 import { buildConfigSchema, type GatewayConfig } from './schema.js';
 import { interpolate } from './interpolate.js';
+import { readConfigDocument } from './read.js';
 import { resolveConfigValues } from './secrets.js';
 
 export interface LoadedConfig {
@@ -62,42 +61,7 @@ export function loadConfig(
   registry: PlatformRegistry,
   env: NodeJS.ProcessEnv = process.env,
 ): LoadedConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const errno = (err as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new GatewayError(
-      'GW_ERR_CONFIG_NOT_FOUND',
-      `${file}: cannot read config file (${errno})`,
-      {
-        cause: err,
-        details: { file, errno },
-      },
-    );
-  }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const where = first.linePos?.[0] ? `line ${first.linePos[0].line}: ` : '';
-    throw new GatewayError(
-      'GW_ERR_CONFIG_PARSE',
-      `${file}: ${where}${first.code}: ${first.message.split('\n')[0]}`,
-      {
-        details: { file },
-      },
-    );
-  }
-  const raw: unknown = doc.toJS() ?? {};
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new GatewayError(
-      'GW_ERR_CONFIG_INVALID',
-      `${file}: the top level must be a mapping of keys`,
-      {
-        details: { file, key: '(top level)' },
-      },
-    );
-  }
+  const raw = readConfigDocument(file);
   const resolved = resolveConfigValues(raw, env, file, dirname(file));
   const parsed = buildConfigSchema(registry).safeParse(resolved);
   if (!parsed.success) {
@@ -129,8 +93,8 @@ export function stateFileSetting(
   env: NodeJS.ProcessEnv = process.env,
 ): string | null {
   try {
-    const raw = parseDocument(readFileSync(file, 'utf8')).toJS() as { state_file?: unknown } | null;
-    if (typeof raw?.state_file !== 'string' || raw.state_file === '') return null;
+    const raw = readConfigDocument(file);
+    if (typeof raw.state_file !== 'string' || raw.state_file === '') return null;
     const value = interpolate(raw.state_file, env, 'state_file', file);
     return isAbsolute(value) ? value : resolve(dirname(file), value);
   } catch {

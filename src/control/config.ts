@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative } from 'node:path';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { Secret } from '../config/secret.js';
+import { readConfigDocument } from '../config/read.js';
 import { resolveConfigValues } from '../config/secrets.js';
 import { GatewayError } from '../errors.js';
 import './errors.js';
@@ -130,27 +129,8 @@ export function checkControlConfig(
  * platforms' credentials (systemd credentials, env) need not be available in the shell.
  */
 export function loadControlConfig(file: string, env: NodeJS.ProcessEnv): ControlConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const errno = (err as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new GatewayError(
-      'GW_ERR_CONFIG_NOT_FOUND',
-      `${file}: cannot read config file (${errno})`,
-      {
-        cause: err,
-        details: { file, errno },
-      },
-    );
-  }
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new GatewayError('GW_ERR_CONFIG_PARSE', `${file}: not valid YAML`, { details: { file } });
-  }
-  const raw = doc.toJS() as unknown;
-  const section =
-    raw !== null && typeof raw === 'object' && 'control' in raw ? raw.control : undefined;
+  const raw = readConfigDocument(file);
+  const section = raw.control;
   if (section === undefined || section === null) {
     throw new GatewayError(
       'GW_ERR_CONTROL_DISABLED',
