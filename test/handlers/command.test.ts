@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Secret } from '../../src/config/secret.js';
-import { GatewayError } from '../../src/errors.js';
 import { createCommandHandler } from '../../src/handlers/command.js';
 import { parseHandlerConfig, type CommandHandlerConfig } from '../../src/handlers/config.js';
 import { captureLogger } from '../support/capture.js';
-import { makeEvent } from './helpers.js';
+import { makeEvent, rejectsWith } from './helpers.js';
 
 const NODE = process.execPath;
 const { log } = captureLogger();
@@ -23,17 +22,6 @@ function config(script: string, extra: Record<string, unknown> = {}): CommandHan
     kill_grace_ms: 100,
     ...extra,
   }) as CommandHandlerConfig;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof GatewayError, `expected a GatewayError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected a rejection with ${code}`);
 }
 
 /** Gone or a zombie (reaped by whoever adopted it, which may take a moment or never in a container). */

@@ -3,6 +3,8 @@
  * implements the contract and records what it is asked to send, and a handler whose calls the
  * test releases one by one (so interleavings are decided by the test, not by timing).
  */
+import assert from 'node:assert/strict';
+import { GatewayError } from '../../src/errors.js';
 import type {
   Adapter,
   ChatType,
@@ -135,4 +137,16 @@ export class GatedHandler implements Handler {
     if (!pending) throw new Error(`${id} is not running`);
     pending.fail(err);
   }
+}
+
+/** Awaits `promise`, asserting it rejects with a GatewayError of `code`; returns the error. */
+export async function rejectsWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof GatewayError, `expected a GatewayError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected a rejection with ${code}`);
 }

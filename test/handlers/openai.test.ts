@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Secret } from '../../src/config/secret.js';
-import { GatewayError } from '../../src/errors.js';
 import { parseHandlerConfig, type OpenAiHandlerConfig } from '../../src/handlers/config.js';
 import { conversationKey } from '../../src/handlers/handler.js';
 import { createOpenAiHandler } from '../../src/handlers/openai.js';
 import { captureLogger } from '../support/capture.js';
 import { startFakeOpenAi } from '../fakes/openai/server.js';
-import { makeEvent } from './helpers.js';
+import { makeEvent, rejectsWith } from './helpers.js';
 
 const API_KEY = 'sk-test-0123456789abcdef';
 
@@ -22,17 +21,6 @@ function config(baseUrl: string, extra: Record<string, unknown> = {}): OpenAiHan
     retry_backoff_max_ms: 20,
     ...extra,
   }) as OpenAiHandlerConfig;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof GatewayError, `expected a GatewayError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected a rejection with ${code}`);
 }
 
 await test('openai handler against an OpenAI-compatible server', async (t) => {

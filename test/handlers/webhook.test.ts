@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { Secret } from '../../src/config/secret.js';
-import { GatewayError } from '../../src/errors.js';
 import { parseHandlerConfig, type WebhookHandlerConfig } from '../../src/handlers/config.js';
 import { signBody, createWebhookHandler } from '../../src/handlers/webhook.js';
 import { captureLogger } from '../support/capture.js';
 import { startFakeWebhook } from '../fakes/webhook/server.js';
-import { makeEvent } from './helpers.js';
+import { makeEvent, rejectsWith } from './helpers.js';
 
 const SECRET = 'webhook-signing-secret-0123';
 
@@ -22,17 +21,6 @@ function config(url: string, extra: Record<string, unknown> = {}): WebhookHandle
     retry_backoff_max_ms: 20,
     ...extra,
   }) as WebhookHandlerConfig;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof GatewayError, `expected a GatewayError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected a rejection with ${code}`);
 }
 
 /** A loopback port nothing listens on: bound, then closed. */
