@@ -19,7 +19,7 @@ import {
   type CommandResult,
   type JournalEntry,
   type JournalOptions,
-  type SystemdHarness,
+  SystemdHarness,
 } from './systemd-harness.js';
 
 /** The real CLI (`hermes-gateway`), built; what `install` writes into ExecStart=. */
@@ -333,4 +333,18 @@ export async function pollState(
     }
     await delay(intervalMs);
   }
+}
+
+/**
+ * Why the service scenarios cannot run here, or false when they can: they need a private
+ * harness, because with an existing user manager StateDirectory= would be the developer's
+ * real ~/.config/hermes-gateway.
+ */
+export async function scenarioSkipReason(): Promise<string | false> {
+  const availability = await SystemdHarness.available();
+  if (!availability.ok) return availability.reason;
+  if (availability.mode !== 'private') {
+    return "StateDirectory= would be the developer's real ~/.config/hermes-gateway";
+  }
+  return false;
 }

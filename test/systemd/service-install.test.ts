@@ -25,15 +25,11 @@ import {
   readStateDoc,
   removeGatewayUnit,
   writeDropIn,
+  scenarioSkipReason,
 } from '../support/service-scenario.js';
 import { SystemdHarness } from '../support/systemd-harness.js';
 
-const availability = await SystemdHarness.available();
-const skip = !availability.ok
-  ? availability.reason
-  : availability.mode !== 'private'
-    ? "StateDirectory= would be the developer's real ~/.config/hermes-gateway"
-    : false;
+const skip = await scenarioSkipReason();
 
 const WAIT_MS = 15_000;
 const SECRET = `hgw-e2e-secret-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;

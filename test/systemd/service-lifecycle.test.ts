@@ -30,15 +30,11 @@ import {
   signalGateway,
   timestampMs,
   writeDropIn,
+  scenarioSkipReason,
 } from '../support/service-scenario.js';
 import { SystemdHarness, type JournalEntry } from '../support/systemd-harness.js';
 
-const availability = await SystemdHarness.available();
-const skip = !availability.ok
-  ? availability.reason
-  : availability.mode !== 'private'
-    ? "StateDirectory= would be the developer's real ~/.config/hermes-gateway"
-    : false;
+const skip = await scenarioSkipReason();
 
 /** Bounds for one wait; the file as a whole stays well under a minute. */
 const WAIT_MS = 15_000;
