@@ -120,9 +120,13 @@ class Inbox<T> {
     }
   }
 
+  /** The next queued item, or undefined when none is waiting (no promise on the hot path). */
+  poll(): T | undefined {
+    return this.items.shift();
+  }
+
+  /** Waits for the next item; call only after poll() came back empty. */
   take(): Promise<T> {
-    const item = this.items.shift();
-    if (item !== undefined) return Promise.resolve(item);
     return new Promise((resolve) => {
       this.waiter = resolve;
     });
@@ -175,14 +179,17 @@ export class GatewayConnection {
       let closeCode: number | null = null;
       let failure: Error | null = null;
       for (;;) {
-        const item = await this.inbox.take();
+        // Frames that arrived together are handled without a promise each: only an empty
+        // inbox, or a hook that must be awaited (a state write), yields to the event loop.
+        const item = this.inbox.poll() ?? (await this.inbox.take());
         if (item.kind === 'close') {
           closeCode = this.onClose(item.code, item.reason);
           break;
         }
         if (failure !== null) continue; // draining until the socket is closed
         try {
-          await this.handle(item);
+          const pending = this.handle(item);
+          if (pending !== undefined) await pending;
         } catch (err) {
           failure = err instanceof Error ? err : new Error(String(err));
           this.ws?.terminate();
@@ -266,7 +273,8 @@ export class GatewayConnection {
     this.timers.delete(name);
   }
 
-  private async handle(item: Exclude<Item, { kind: 'close' }>): Promise<void> {
+  /** Handles one item; returns a promise only when a hook has to be awaited. */
+  private handle(item: Exclude<Item, { kind: 'close' }>): Promise<void> | undefined {
     switch (item.kind) {
       case 'open':
         this.opened = true;
@@ -374,7 +382,7 @@ export class GatewayConnection {
     );
   }
 
-  private async onMessage(data: RawData): Promise<void> {
+  private onMessage(data: RawData): Promise<void> | undefined {
     this.options.hooks.frame();
     const size = rawSize(data);
     if (size > this.options.maxPayloadBytes) {
@@ -405,13 +413,14 @@ export class GatewayConnection {
     // from, or the server will not replay it.
     if (this.ending !== null) return;
     if (frame.s !== null && (this.seq === null || frame.s > this.seq)) this.seq = frame.s;
-    await this.onFrame(frame);
+    return this.onFrame(frame);
   }
 
-  private async onFrame(frame: GatewayFrame): Promise<void> {
+  private onFrame(frame: GatewayFrame): Promise<void> | undefined {
     switch (frame.op) {
       case Op.Hello:
-        return this.onHello(frame.d);
+        this.onHello(frame.d);
+        return;
       case Op.Dispatch:
         return this.onDispatch(frame);
       case Op.HeartbeatAck:
@@ -452,6 +461,7 @@ export class GatewayConnection {
       }
       default:
         this.log.debug({ op: frame.op }, 'frame with an unhandled opcode ignored');
+        return;
     }
   }
 
@@ -494,7 +504,7 @@ export class GatewayConnection {
     this.setTimer('ready', this.options.timeouts.readyMs);
   }
 
-  private async onDispatch(frame: GatewayFrame): Promise<void> {
+  private onDispatch(frame: GatewayFrame): Promise<void> | undefined {
     if (frame.t === 'READY') {
       const ready = parseReady(frame.d);
       if (ready === null) {
@@ -508,28 +518,27 @@ export class GatewayConnection {
       this.sessionId = ready.sessionId;
       this.clearTimer('ready');
       this.readyAt = Date.now();
-      await this.options.hooks.ready({
+      return this.options.hooks.ready({
         resumed: false,
         sessionId: ready.sessionId,
         botId: ready.botId,
       });
-      return;
     }
     if (frame.t === 'RESUMED') {
       this.clearTimer('ready');
       this.readyAt = Date.now();
-      await this.options.hooks.ready({
+      return this.options.hooks.ready({
         resumed: true,
         sessionId: this.sessionId ?? '',
         botId: null,
       });
-      return;
     }
     if (frame.t === null) {
       this.log.debug('dispatch without an event type ignored');
       return;
     }
     this.options.hooks.dispatch(frame.t, frame.d, frame.id);
+    return;
   }
 
   /** The server (or the network) closed the socket; returns the code. */

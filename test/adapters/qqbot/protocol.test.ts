@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cleanText, withScheme } from '../../../src/adapters/qqbot/normalize.js';
 import {
+  MESSAGE_EVENTS,
   decideClose,
+  isMessageEvent,
   parseFrame,
   parseGatewayInfo,
   parseTokenAnswer,
@@ -98,4 +100,10 @@ await test('attachment URLs get https:// when they have no scheme; bot mentions 
   assert.equal(cleanText('<@!123> <@!123>  hi ', '123'), 'hi');
   assert.equal(cleanText('<@!456> hi', '123'), '<@!456> hi');
   assert.equal(cleanText('  hi  ', null), 'hi');
+});
+
+await test('isMessageEvent knows exactly the keys of MESSAGE_EVENTS', () => {
+  for (const t of Object.keys(MESSAGE_EVENTS)) assert.equal(isMessageEvent(t), true, t);
+  for (const t of ['READY', 'RESUMED', 'INTERACTION_CREATE', 'c2c', 'toString', '__proto__', ''])
+    assert.equal(isMessageEvent(t), false, t);
 });
