@@ -96,7 +96,7 @@ function printSummary(s: SoakSummary): void {
     `  events: dispatched ${e.dispatched} (+${e.redeliveries} redeliveries, ${e.no_session} without a session), delivered ${e.delivered}, owed ${e.owed}, replied ${e.replied}, failed with a logged code ${e.failedWithCode}, lost in a crash/fatal ${e.lostInCrash}, lost with a re-identified session (not owed) ${e.notOwedUnanswered}, never delivered ${e.neverDelivered}`,
   );
   out.push(
-    `  duplicates: dropped by the adapter ${s.duplicates_dropped.adapter}, by the pipeline ${s.duplicates_dropped.pipeline}; duplicate replies ${e.duplicateReplies}, handled twice ${e.handledTwice}`,
+    `  duplicates: redeliveries dropped ${s.duplicates_dropped}; duplicate replies ${e.duplicateReplies}, handled twice ${e.handledTwice}`,
   );
   out.push(
     `  state file: ${f.reads} reads, write_seq ${f.last_write_seq}, ${f.connectedEpochs} connected epochs; READY->connected max ${f.maxUpLatencyMs} ms (${f.upChecks} checks), close->left max ${f.maxCloseLatencyMs} ms, silent link->left max ${f.maxSilentLatencyMs} ms (${f.downChecks} checks); longest pause between reads ${f.max_poll_gap_ms} ms; past a bound but excused by machine stall: max ${f.maxExcusedMs} ms${s.stall_credit ? '' : ' (no PSI: no stall credit)'}`,

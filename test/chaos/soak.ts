@@ -188,7 +188,8 @@ export interface SoakSummary {
   };
   restarts: { total: number; by_cause: Record<string, number> };
   events: LedgerStats & { no_session: number };
-  duplicates_dropped: { adapter: number; pipeline: number };
+  /** Redeliveries dropped by the pipeline's dedupe window (`duplicate event dropped`). */
+  duplicates_dropped: number;
   state_file: TruthStats & { reads: number; last_write_seq: number; max_poll_gap_ms: number };
   recovery_after_quiet_ms: number | null;
   max_fatal_exit_ms: number | null;
@@ -271,8 +272,7 @@ class Soak {
   private readonly logCodes: Record<string, number> = {};
   private readonly reconnectsByAction: Record<string, number> = {};
   private readonly reconnectsByCode: Record<string, number> = {};
-  private duplicatesAdapter = 0;
-  private duplicatesPipeline = 0;
+  private duplicatesDropped = 0;
   private resumesAccepted = 0;
   private resumesRefused = 0;
   private identifiesAccepted = 0;
@@ -625,8 +625,7 @@ class Soak {
       }
     }
     const msg = line.msg ?? '';
-    if (msg === 'duplicate message ignored') this.duplicatesAdapter += 1;
-    else if (msg === 'duplicate event dropped') this.duplicatesPipeline += 1;
+    if (msg === 'duplicate event dropped') this.duplicatesDropped += 1;
     else if (msg.startsWith('connection ended')) {
       const action = typeof line.action === 'string' ? line.action : '?';
       this.reconnectsByAction[action] = (this.reconnectsByAction[action] ?? 0) + 1;
@@ -1265,7 +1264,7 @@ class Soak {
       },
       restarts: { total: restarts, by_cause: this.restartsBy },
       events: { ...stats, no_session: this.noSession },
-      duplicates_dropped: { adapter: this.duplicatesAdapter, pipeline: this.duplicatesPipeline },
+      duplicates_dropped: this.duplicatesDropped,
       state_file: {
         ...truth,
         reads: this.watcher?.reads ?? 0,

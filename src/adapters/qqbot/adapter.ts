@@ -14,7 +14,6 @@ import type {
 } from '../../adapters/contract.js';
 import { GatewayError, isGatewayError, toGatewayError } from '../../errors.js';
 import { Backoff, sleep } from '../../util/backoff.js';
-import { RecentMap } from '../../util/recent.js';
 import type { QQBotSettings } from './config.js';
 import { GatewayConnection, type ConnectionEnd } from './connection.js';
 import './errors.js';
@@ -25,8 +24,6 @@ import { Sender } from './send.js';
 import { TokenSource, isAbort, type AccessToken } from './token.js';
 import { reconnectsTotal } from '../../metrics.js';
 
-/** Message ids remembered for deduplication (redeliveries after a reconnect, AT + MESSAGE_CREATE). */
-const DEDUP_WINDOW = 4_096;
 /** Jitter ratio of backoff steps when jitter is on. */
 const BACKOFF_JITTER = 0.25;
 /** Extra wait after a session start limit's reset_after, so we ask after the reset. */
@@ -36,7 +33,6 @@ const SESSION_LIMIT_SLACK_MS = 50;
 export interface QQBotStats {
   frames: number;
   messages: number;
-  duplicates: number;
   badEvents: number;
   malformedFrames: number;
   oversizedFrames: number;
@@ -66,7 +62,6 @@ export class QQBotAdapter implements Adapter {
   readonly stats: QQBotStats = {
     frames: 0,
     messages: 0,
-    duplicates: 0,
     badEvents: 0,
     malformedFrames: 0,
     oversizedFrames: 0,
@@ -79,7 +74,6 @@ export class QQBotAdapter implements Adapter {
   private readonly tokens: TokenSource;
   private readonly sender: Sender;
   private readonly backoff: Backoff;
-  private readonly recent = new RecentMap<string, true>(DEDUP_WINDOW);
   private readonly random: () => number;
   private log: Logger = pino({ level: 'silent' });
   private ctx: AdapterContext | null = null;
@@ -377,13 +371,9 @@ export class QQBotAdapter implements Adapter {
       );
       return;
     }
-    if (this.recent.has(normalized.event.id)) {
-      // Redelivery (after a resume, or AT_MESSAGE_CREATE + MESSAGE_CREATE of one message).
-      this.stats.duplicates += 1;
-      this.log.debug({ event_id: normalized.event.id, event_type: t }, 'duplicate message ignored');
-      return;
-    }
-    this.recent.set(normalized.event.id, true);
+    // A redelivered message (after a resume, or AT_MESSAGE_CREATE + MESSAGE_CREATE of one
+    // message) is emitted again with the same event id: the pipeline's dedupe window drops
+    // it, in one place for every platform, and counts it in hermes_duplicates_dropped_total.
     this.stats.messages += 1;
     ctx.emit(normalized.event);
   }

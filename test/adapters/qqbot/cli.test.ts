@@ -232,3 +232,30 @@ await test('CLI: check --probe accepts good credentials (exit 0) and rejects bad
     assert.ok(!bad.stderr.includes(wrong) && !bad.stdout.includes(wrong));
   });
 });
+
+await test('CLI: a redelivered message is answered once, the copy dropped by the pipeline', async () => {
+  await withFake({}, async (fake, dir) => {
+    const ready = fake.waitFor('ready', 10_000);
+    const child = await spawnCli(dir, fake, {});
+    await ready;
+    const first = fake.dispatchC2CMessage({ content: 'once', id: 'ROBOT1.0_redelivered' });
+    fake.dispatch('C2C_MESSAGE_CREATE', first.d); // the same message again, as after a resume
+    const markerReply = fake.waitFor(
+      'message-sent',
+      10_000,
+      (m) => (m.body as { content?: string }).content === 'marker',
+    );
+    fake.dispatchC2CMessage({ content: 'marker' });
+    await markerReply;
+    const replies = fake.sentMessages.map((m) => (m.body as { msg_id?: string }).msg_id);
+    assert.equal(replies.filter((id) => id === 'ROBOT1.0_redelivered').length, 1);
+    child.process.kill('SIGTERM');
+    const run = await child.done;
+    assert.equal(run.code, 0);
+    const dropped = run.lines.filter((l) => l.msg === 'duplicate event dropped');
+    assert.deepEqual(
+      dropped.map((l) => l.event_id),
+      ['qqbot:ROBOT1.0_redelivered'],
+    );
+  });
+});

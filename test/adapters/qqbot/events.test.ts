@@ -200,17 +200,20 @@ await test('Resume delivers every event sent after the disconnect exactly once',
   });
 });
 
-await test('a redelivered message (same id) is emitted once', async () => {
+await test('a redelivered message keeps its event id, so the pipeline can drop it', async () => {
   await withHarness({}, async (h) => {
     await h.connected();
     const first = h.fake.dispatchC2CMessage({ content: 'once', id: 'ROBOT1.0_same' });
     h.fake.dispatch('C2C_MESSAGE_CREATE', first.d);
     h.fake.dispatchC2CMessage({ content: 'marker' });
-    const events = await h.waitForEvents(2);
+    const events = await h.waitForEvents(3);
     assert.deepEqual(
-      events.map((e) => e.text),
-      ['once', 'marker'],
+      events.map((e) => [e.id, e.text]),
+      [
+        ['qqbot:ROBOT1.0_same', 'once'],
+        ['qqbot:ROBOT1.0_same', 'once'],
+        [events[2]!.id, 'marker'],
+      ],
     );
-    assert.equal(h.adapter.stats.duplicates, 1);
   });
 });
