@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 import { ADAPTER_STATES } from './adapters/contract.js';
+import { TallyCounter, TallyHistogram } from './hot-metrics.js';
 import { GATEWAY_STATES, type StateDocument } from './state/schema.js';
 
 // prom-client's index also loads its process metrics, cluster aggregation, push gateway and
@@ -25,11 +26,9 @@ const load = createRequire(import.meta.url);
 const Registry = load('prom-client/lib/registry') as typeof Prom.Registry;
 const Counter = load('prom-client/lib/counter') as typeof Prom.Counter;
 const Gauge = load('prom-client/lib/gauge') as typeof Prom.Gauge;
-const Histogram = load('prom-client/lib/histogram') as typeof Prom.Histogram;
 type Registry = Prom.Registry;
 type Counter<T extends string> = Prom.Counter<T>;
 type Gauge<T extends string = string> = Prom.Gauge<T>;
-type Histogram<T extends string> = Prom.Histogram<T>;
 
 /** Outcome of one delivery attempt through `adapter.send`. */
 export type DeliveryResult = 'ok' | 'error' | 'timeout';
@@ -44,20 +43,28 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   /** `hermes_reconnects_total{platform,cause}`: an adapter starts a reconnect. */
   readonly reconnectsTotal: Counter<'platform' | 'cause'>;
-  /** `hermes_inbound_events_total{platform}`: every event an adapter emits. */
-  readonly inboundEventsTotal: Counter<'platform'>;
+  /** `hermes_inbound_events_total{platform}`: every event an adapter emits (per event: a tally). */
+  readonly inboundEventsTotal: TallyCounter<'platform'>;
   /** `hermes_duplicates_dropped_total{platform}`: events whose id was handled recently. */
-  readonly duplicatesDroppedTotal: Counter<'platform'>;
+  readonly duplicatesDroppedTotal: TallyCounter<'platform'>;
   /** `hermes_queue_overflow_total{platform}`: events dropped because a chat's queue was full. */
   readonly queueOverflowTotal: Counter<'platform'>;
-  /** `hermes_handler_latency_seconds{handler}`: time from handler start to replies (or error). */
-  readonly handlerLatencySeconds: Histogram<'handler'>;
+  /**
+   * `hermes_handler_latency_seconds{handler}`: time from handler start to replies (or error);
+   * observed once per event, so a tally (hot-metrics.ts).
+   */
+  readonly handlerLatencySeconds: TallyHistogram<'handler'>;
   /** `hermes_handler_errors_total{handler,code}`: handler failures by error code. */
   readonly handlerErrorsTotal: Counter<'handler' | 'code'>;
   /** `hermes_deliveries_total{platform,result}`: replies and proactive sends by outcome. */
   readonly deliveriesTotal: Counter<'platform' | 'result'>;
-  /** `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running). */
+  /**
+   * `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running),
+   * read from the source `bindPipelineLoad` gave at scrape time (it changes twice per event).
+   */
   readonly pipelineQueuedEvents: Gauge;
+  /** Feeds `hermes_pipeline_queued_events` from `load`; returns an unbind function. */
+  bindPipelineLoad(load: () => number): () => void;
   /**
    * Feeds `hermes_gateway_state{state}`, `hermes_adapter_state{platform,state}` (1 for the
    * current state, 0 for the others), `hermes_adapter_reconnect_attempt{platform}` and
@@ -77,6 +84,7 @@ export function createMetrics(): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
   let source: StateSource | null = null;
+  let pipelineLoad: (() => number) | null = null;
   let processMetrics = false;
 
   const reconnectsTotal = new Counter({
@@ -85,16 +93,16 @@ export function createMetrics(): GatewayMetrics {
     labelNames: ['platform', 'cause'] as const,
     registers,
   });
-  const inboundEventsTotal = new Counter({
+  const inboundEventsTotal = new TallyCounter({
     name: 'hermes_inbound_events_total',
     help: 'Inbound events emitted by adapters.',
-    labelNames: ['platform'] as const,
+    labelName: 'platform',
     registers,
   });
-  const duplicatesDroppedTotal = new Counter({
+  const duplicatesDroppedTotal = new TallyCounter({
     name: 'hermes_duplicates_dropped_total',
     help: 'Inbound events dropped because the same event id was handled within the dedupe window.',
-    labelNames: ['platform'] as const,
+    labelName: 'platform',
     registers,
   });
   const queueOverflowTotal = new Counter({
@@ -103,10 +111,10 @@ export function createMetrics(): GatewayMetrics {
     labelNames: ['platform'] as const,
     registers,
   });
-  const handlerLatencySeconds = new Histogram({
+  const handlerLatencySeconds = new TallyHistogram({
     name: 'hermes_handler_latency_seconds',
     help: 'Time a handler took to answer one event, in seconds (failures included).',
-    labelNames: ['handler'] as const,
+    labelName: 'handler',
     buckets: LATENCY_BUCKETS,
     registers,
   });
@@ -126,6 +134,9 @@ export function createMetrics(): GatewayMetrics {
     name: 'hermes_pipeline_queued_events',
     help: 'Inbound events accepted by the pipeline and not finished yet (waiting or running).',
     registers,
+    collect() {
+      this.set(pipelineLoad?.() ?? 0);
+    },
   });
 
   new Gauge({
@@ -190,6 +201,12 @@ export function createMetrics(): GatewayMetrics {
     handlerErrorsTotal,
     deliveriesTotal,
     pipelineQueuedEvents,
+    bindPipelineLoad(load) {
+      pipelineLoad = load;
+      return () => {
+        if (pipelineLoad === load) pipelineLoad = null;
+      };
+    },
     bindState(next) {
       source = next;
       return () => {

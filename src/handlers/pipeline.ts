@@ -49,24 +49,28 @@ interface Conversation {
 /** Event ids seen recently, bounded both by age and by count (oldest forgotten first). */
 class RecentIds {
   private readonly seen: RecentMap<string, number>;
+  /** Entries at or before this time are out of the window (set by add). */
+  private cutoff = 0;
+  /** One predicate for every add(), not a closure allocated per event. */
+  private readonly expired = (at: number): boolean => at <= this.cutoff;
 
   constructor(
     private readonly windowMs: number,
     maxEntries: number,
-    private readonly now: () => number,
   ) {
     this.seen = new RecentMap(maxEntries);
   }
 
-  has(id: string): boolean {
+  /** Whether `id` was added within the window before `now`. */
+  has(id: string, now: number): boolean {
     const at = this.seen.get(id);
-    return at !== undefined && this.now() - at < this.windowMs;
+    return at !== undefined && now - at < this.windowMs;
   }
 
-  add(id: string): void {
-    const now = this.now();
+  add(id: string, now: number): void {
     this.seen.set(id, now);
-    this.seen.dropOldestWhile((at) => now - at >= this.windowMs);
+    this.cutoff = now - this.windowMs;
+    this.seen.dropOldestWhile(this.expired);
   }
 }
 
@@ -91,23 +95,22 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const log = options.log.child({ component: 'pipeline' });
   const handler = options.handler ?? createHandler(config, { log: options.log });
   const adapters = new Map([...options.adapters].map((a) => [a.name, a]));
-  const recent = new RecentIds(
-    config.dedupe_window_ms,
-    config.dedupe_max_entries,
-    options.now ?? Date.now,
-  );
+  const recent = new RecentIds(config.dedupe_window_ms, config.dedupe_max_entries);
+  const clock = options.now ?? Date.now;
   const conversations = new Map<string, Conversation>();
   /** Conversations with waiting events and nothing running, in the order they became ready. */
   const ready: Conversation[] = [];
-  const tasks = new Set<Promise<void>>();
   const controller = new AbortController();
   let waiting = 0;
   let running = 0;
   let closed = false;
   let idleWaiters: Array<() => void> = [];
 
-  function updateLoad(): void {
-    metrics.pipelineQueuedEvents.set(waiting + running);
+  const latency = metrics.handlerLatencySeconds.labels(handler.type);
+  const unbindLoad = metrics.bindPipelineLoad(() => waiting + running);
+
+  /** Wakes idle() (and close()) once nothing is waiting or running. */
+  function settled(): void {
     if (waiting + running === 0 && idleWaiters.length > 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
@@ -170,44 +173,63 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     return true;
   }
 
-  async function handleEvent(event: InboundEvent): Promise<void> {
-    const adapter = adapters.get(event.platform);
-    if (!adapter) {
-      log.error({ event_id: event.id, platform: event.platform }, 'event from an unknown platform');
-      return;
-    }
-    const endTimer = metrics.handlerLatencySeconds.startTimer({ handler: handler.type });
-    let replies;
+  /**
+   * Handles one event of `conversation` and delivers its replies, then hands the slot on.
+   * Never rejects: every failure is logged and counted here (one promise per event: this is
+   * the per-event path, bench section 1).
+   */
+  async function handleEvent(conversation: Conversation, event: InboundEvent): Promise<void> {
     try {
-      replies = await handler.handle(event, controller.signal);
-      endTimer();
-    } catch (err) {
-      endTimer();
-      const error = toGatewayError(err, 'GW_ERR_HANDLER_FAILED');
-      metrics.handlerErrorsTotal.inc({ handler: handler.type, code: error.code });
-      const fields = {
-        ...error.details,
-        code: error.code,
-        event_id: event.id,
-        platform: event.platform,
-      };
-      if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
-      else log.warn(fields, `event not answered: ${error.message}`);
-      return;
-    }
-    for (const reply of replies) {
-      try {
-        await deliver(
-          adapter,
-          { chat: event.chat, text: reply.text, reply: event.reply },
-          { timeoutMs: config.send_timeout_ms, signal: controller.signal, metrics },
+      const adapter = adapters.get(event.platform);
+      if (!adapter) {
+        log.error(
+          { event_id: event.id, platform: event.platform },
+          'event from an unknown platform',
         );
-      } catch (err) {
-        const error = toGatewayError(err, 'GW_ERR_DELIVERY_FAILED');
-        const fields = { code: error.code, event_id: event.id, platform: event.platform };
-        if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
-        else log.warn(fields, `reply not delivered: ${error.message}`);
+        return;
       }
+      const started = performance.now();
+      let replies;
+      try {
+        replies = await handler.handle(event, controller.signal);
+        latency.observe((performance.now() - started) / 1000);
+      } catch (err) {
+        latency.observe((performance.now() - started) / 1000);
+        const error = toGatewayError(err, 'GW_ERR_HANDLER_FAILED');
+        metrics.handlerErrorsTotal.inc({ handler: handler.type, code: error.code });
+        const fields = {
+          ...error.details,
+          code: error.code,
+          event_id: event.id,
+          platform: event.platform,
+        };
+        if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
+        else log.warn(fields, `event not answered: ${error.message}`);
+        return;
+      }
+      for (const reply of replies) {
+        try {
+          await deliver(
+            adapter,
+            { chat: event.chat, text: reply.text, reply: event.reply },
+            { timeoutMs: config.send_timeout_ms, signal: controller.signal, metrics },
+          );
+        } catch (err) {
+          const error = toGatewayError(err, 'GW_ERR_DELIVERY_FAILED');
+          const fields = { code: error.code, event_id: event.id, platform: event.platform };
+          if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
+          else log.warn(fields, `reply not delivered: ${error.message}`);
+        }
+      }
+    } catch (err) {
+      log.error({ code: 'GW_ERR_INTERNAL', event_id: event.id }, `pipeline bug: ${String(err)}`);
+    } finally {
+      running -= 1;
+      conversation.running = false;
+      if (conversation.queue.length > 0) ready.push(conversation);
+      else conversations.delete(conversation.key);
+      if (!closed) pump();
+      settled();
     }
   }
 
@@ -218,26 +240,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       waiting -= 1;
       running += 1;
       conversation.running = true;
-      // handleEvent never rejects: every failure is logged and counted inside.
-      const task: Promise<void> = handleEvent(event)
-        .catch((err: unknown) => {
-          log.error(
-            { code: 'GW_ERR_INTERNAL', event_id: event.id },
-            `pipeline bug: ${String(err)}`,
-          );
-        })
-        .then(() => {
-          tasks.delete(task);
-          running -= 1;
-          conversation.running = false;
-          if (conversation.queue.length > 0) ready.push(conversation);
-          else conversations.delete(conversation.key);
-          if (!closed) pump();
-          updateLoad();
-        });
-      tasks.add(task);
+      // Its promise is not kept: handleEvent never rejects, and close() waits for `running`.
+      void handleEvent(conversation, event);
     }
-    updateLoad();
   }
 
   function accept(event: InboundEvent): void {
@@ -245,9 +250,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       log.debug({ event_id: event.id }, 'event after close: dropped');
       return;
     }
-    metrics.inboundEventsTotal.inc({ platform: event.platform });
-    if (recent.has(event.id)) {
-      metrics.duplicatesDroppedTotal.inc({ platform: event.platform });
+    metrics.inboundEventsTotal.inc(event.platform);
+    const now = clock();
+    if (recent.has(event.id, now)) {
+      metrics.duplicatesDroppedTotal.inc(event.platform);
       log.debug({ event_id: event.id, platform: event.platform }, 'duplicate event dropped');
       return;
     }
@@ -258,7 +264,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       overflow(event, conversationWaiting);
       return;
     }
-    recent.add(event.id);
+    recent.add(event.id, now);
     if (!conversation) {
       conversation = { key, queue: [], running: false };
       conversations.set(key, conversation);
@@ -296,8 +302,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       if (overflowTimer !== null) clearTimeout(overflowTimer);
       overflowTimer = null;
       logUnlogged();
-      updateLoad();
-      await Promise.allSettled([...tasks]);
+      settled();
+      // The handler calls in flight were cancelled above; wait for them to settle.
+      if (running > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      unbindLoad();
       await handler.close?.();
     },
   };

@@ -44,8 +44,11 @@ await test('metrics', async (t) => {
   await t.test('each createMetrics() has its own registry with every named metric', async () => {
     const a = createMetrics();
     const b = createMetrics();
-    a.inboundEventsTotal.inc({ platform: 'x' });
-    assert.equal((await b.inboundEventsTotal.get()).values.length, 0);
+    a.inboundEventsTotal.inc('x');
+    const scraped = (m: typeof a): Promise<string> =>
+      m.registry.getSingleMetricAsString('hermes_inbound_events_total');
+    assert.match(await scraped(a), /^hermes_inbound_events_total\{platform="x"\} 1$/m);
+    assert.doesNotMatch(await scraped(b), /platform="x"/);
     const names = a.registry
       .getMetricsAsArray()
       .map((m) => m.name)
