@@ -35,6 +35,7 @@ const HELP = `usage: npm run bench [-- options]
                 --resume-runs N (5; quick 2)   --fatal-runs N (5; quick 2)
                 --detection-runs N (10; quick 2): runs of bench/qq-detection.js, 0 to skip
  4 footprint    --startup-runs N (5; quick 2)   --idle-seconds N (60; quick 5)
+                --idle-runs N (3; quick 1): gateways idling side by side, median RSS
                 --rss-events N (1000000; quick 50000)   --rss-rate N (10000)
                 --reply-every N (20)
  5 state        --state-seconds N (5; quick 2)
@@ -60,6 +61,7 @@ interface Options {
   detectionRuns: number;
   startupRuns: number;
   idleSeconds: number;
+  idleRuns: number;
   rssEvents: number;
   rssRate: number;
   replyEvery: number;
@@ -91,6 +93,7 @@ function parseOptions(argv: string[]): Options | null {
       'detection-runs': str,
       'startup-runs': str,
       'idle-seconds': str,
+      'idle-runs': str,
       'rss-events': str,
       'rss-rate': str,
       'reply-every': str,
@@ -140,6 +143,7 @@ function parseOptions(argv: string[]): Options | null {
     detectionRuns: num(values['detection-runs'], 10, 2),
     startupRuns: num(values['startup-runs'], 5, 2),
     idleSeconds: num(values['idle-seconds'], 60, 5),
+    idleRuns: Math.max(1, num(values['idle-runs'], 3, 1)),
     rssEvents: num(values['rss-events'], 1_000_000, 50_000),
     rssRate: num(values['rss-rate'], 10_000),
     replyEvery: Math.max(1, num(values['reply-every'], 20)),
@@ -289,6 +293,7 @@ async function main(): Promise<number> {
     runFootprint({
       startupRuns: o.startupRuns,
       idleSeconds: o.idleSeconds,
+      idleRuns: o.idleRuns,
       rssEvents: o.rssEvents,
       rssRate: o.rssRate,
       replyEvery: o.replyEvery,

@@ -7,7 +7,7 @@
  * - RSS over a long stream of events (echo handler): growth after warm-up, and its slope.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NotifyReceiver } from '../../test/support/notify-receiver.js';
@@ -17,11 +17,13 @@ import { writeGatewayConfig } from '../lib/gateway-config.js';
 import { GatewayChild } from '../lib/gateway-proc.js';
 import { openLoop } from '../lib/load.js';
 import type { Row } from '../lib/report.js';
-import { errorText, median, rssBytes, sleep, slope, wallNow } from '../lib/util.js';
+import { REPO_ROOT, errorText, median, rssBytes, sleep, slope, wallNow } from '../lib/util.js';
 
 export interface FootprintOptions {
   startupRuns: number;
   idleSeconds: number;
+  /** Gateways idling at the same time, each with its own fake; the figure is their median. */
+  idleRuns: number;
   rssEvents: number;
   rssRate: number;
   /** One event in this many has text (and gets an echo reply); the others are image-only. */
@@ -121,21 +123,50 @@ async function bareNodeRss(seconds: number): Promise<number | null> {
   return rss;
 }
 
-async function idleRss(
-  options: FootprintOptions,
-): Promise<{ rss: number | null; bare: number | null }> {
-  // Production heartbeat interval (the DOC's 45 s) while idle.
-  const rss = await withGateway({}, {}, async (gateway, stateFile) => {
-    await gateway.waitState(
-      stateFile,
-      (d) => d.platforms.qqbot?.state === 'connected',
-      'connected',
-      20_000,
-    );
-    await sleep(options.idleSeconds * 1000);
-    return rssBytes(gateway.pid);
-  });
-  return { rss, bare: await bareNodeRss(options.idleSeconds) };
+/** The `Environment=` assignments of the shipped unit (systemd/hermes-gateway.service). */
+async function unitEnvironment(): Promise<Record<string, string>> {
+  const unit = await readFile(join(REPO_ROOT, 'systemd', 'hermes-gateway.service'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const line of unit.split('\n')) {
+    const match = /^Environment=(\S+?)=(\S*)$/.exec(line.trim());
+    if (match) env[match[1]!] = match[2]!;
+  }
+  return env;
+}
+
+interface IdleFigures {
+  /** `hermes-gateway run` started by hand. */
+  plain: Array<number | null>;
+  /** Started with the unit's Environment= (what systemd runs). */
+  unit: Array<number | null>;
+  unitEnv: Record<string, string>;
+  bare: number | null;
+}
+
+async function idleRss(options: FootprintOptions): Promise<IdleFigures> {
+  // One process's RSS after an idle minute varies by a couple of MB from run to run (where
+  // glibc and V8's memory reducer happen to leave it), so several gateways idle side by side
+  // (idle processes do not disturb each other) and the median is the figure: started by
+  // hand, and with the environment the systemd unit gives it.
+  const unitEnv = await unitEnvironment();
+  const idleOne = (env: Record<string, string>): Promise<number | null> =>
+    withGateway({}, env, async (gateway, stateFile) => {
+      await gateway.waitState(
+        stateFile,
+        (d) => d.platforms.qqbot?.state === 'connected',
+        'connected',
+        20_000,
+      );
+      // Production heartbeat interval (the DOC's 45 s) while idle.
+      await sleep(options.idleSeconds * 1000);
+      return rssBytes(gateway.pid);
+    });
+  const runs = Array.from({ length: options.idleRuns });
+  const [plain, unit] = await Promise.all([
+    Promise.all(runs.map(() => idleOne({}))),
+    Promise.all(runs.map(() => idleOne(unitEnv))),
+  ]);
+  return { plain, unit, unitEnv, bare: await bareNodeRss(options.idleSeconds) };
 }
 
 // ---- RSS under load --------------------------------------------------------------------------
@@ -249,19 +280,39 @@ export async function runFootprint(
     },
   );
 
-  options.log(`  idle RSS after ${options.idleSeconds} s`);
+  options.log(`  idle RSS after ${options.idleSeconds} s, ${options.idleRuns} gateway(s) each way`);
   const idle = await idleRss(options);
   raw.idle = { seconds: options.idleSeconds, ...idle };
-  rows.push({
-    section: '4 footprint',
-    metric: `RSS after ${options.idleSeconds} s idle`,
-    unit: 'MB',
-    hermes: idle.rss === null ? null : idle.rss / 2 ** 20,
-    ceiling: idle.bare === null ? null : idle.bare / 2 ** 20,
-    target: '< 60 MB',
-    pass: idle.rss === null ? null : idle.rss / 2 ** 20 < 60,
-    note: 'one qqbot adapter connected, echo handler, production heartbeat; ceiling = a bare idle node process',
-  });
+  // The target is held by the gateway as it runs unattended: under the systemd unit (DESIGN:
+  // it runs as a systemd user service). Started by hand it is reported beside it.
+  const idleRow = (
+    label: string,
+    samples: Array<number | null>,
+    how: string,
+    targeted: boolean,
+  ): Row => {
+    const mb = samples.filter((r): r is number => r !== null).map((r) => r / 2 ** 20);
+    const figure = mb.length > 0 ? median(mb) : null;
+    return {
+      section: '4 footprint',
+      metric: `RSS after ${options.idleSeconds} s idle, ${label} (median)`,
+      unit: 'MB',
+      hermes: figure,
+      ceiling: idle.bare === null ? null : idle.bare / 2 ** 20,
+      ...(targeted && { target: '< 60 MB', pass: figure === null ? null : figure < 60 }),
+      note:
+        `one qqbot adapter connected, echo handler, production heartbeat, ${how}; ` +
+        `${mb.length} gateways side by side: ${mb.map((v) => v.toFixed(1)).join(', ')} MB; ` +
+        'ceiling = a bare idle node process',
+    };
+  };
+  const unitVars = Object.entries(idle.unitEnv)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  rows.push(
+    idleRow('as the unit runs it', idle.unit, `with the unit's environment (${unitVars})`, true),
+    idleRow('`run` by hand', idle.plain, 'started as `node main.js run`', false),
+  );
 
   options.log(
     `  RSS over ${options.rssEvents.toLocaleString('en-US')} events at ${options.rssRate}/s (1 in ${options.replyEvery} answered)`,

@@ -84,6 +84,10 @@ await test('the template has what DESIGN §8 asks for', T, () => {
   const maxAutoStarts =
     Math.floor(seconds(value('StartLimitIntervalSec')) / seconds(value('RestartSec'))) + 1;
   assert.ok(maxAutoStarts < Number(value('StartLimitBurst')), `${maxAutoStarts} starts fit`);
+  assert.ok(
+    settings(TEMPLATE).some((s) => s.key === 'Environment' && s.value === 'MALLOC_ARENA_MAX=2'),
+    'malloc arenas capped',
+  );
   // V8's JIT needs W+X pages: this one kills node at start (checked on 252).
   assert.equal(value('MemoryDenyWriteExecute'), undefined);
 });
