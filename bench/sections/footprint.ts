@@ -299,7 +299,12 @@ export async function runFootprint(
       unit: 'MB',
       hermes: figure,
       ceiling: idle.bare === null ? null : idle.bare / 2 ** 20,
-      ...(targeted && { target: '< 60 MB', pass: figure === null ? null : figure < 60 }),
+      // The target is for a full minute idle: V8's memory reducer only runs after about 10 s,
+      // so a shorter (--quick) run prints the figure and no verdict.
+      ...(targeted && {
+        target: '< 60 MB after 60 s',
+        pass: figure === null || options.idleSeconds < 60 ? null : figure < 60,
+      }),
       note:
         `one qqbot adapter connected, echo handler, production heartbeat, ${how}; ` +
         `${mb.length} gateways side by side: ${mb.map((v) => v.toFixed(1)).join(', ')} MB; ` +
