@@ -233,7 +233,23 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
+  /** Set while pump() runs: an event that ends without an await ends inside it. */
+  let pumping = false;
+
   function pump(): void {
+    // handleEvent's `finally` calls pump(); when the event ended synchronously (the handler
+    // threw before any await) that call would start the next event from inside this one, a
+    // recursion as deep as the queue. The loop below picks that next event up instead.
+    if (pumping) return;
+    pumping = true;
+    try {
+      drain();
+    } finally {
+      pumping = false;
+    }
+  }
+
+  function drain(): void {
     while (running < config.concurrency && ready.length > 0) {
       const conversation = ready.shift()!;
       const event = conversation.queue.shift()!;

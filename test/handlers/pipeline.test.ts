@@ -148,6 +148,40 @@ await test('pipeline scheduling', async (t) => {
     assert.equal(handler.maxRunning, 1);
     await pipeline.close();
   });
+
+  await t.test(
+    'events that end without an await (a handler throwing at once) drain in a loop, not a recursion',
+    async () => {
+      // The first event holds the only slot; 20,000 others queue behind it (one chat each).
+      // When it ends, each queued event ends synchronously: if every end started the next
+      // one from inside itself, the stack would be 20,000 levels deep.
+      const gate = new GatedHandler();
+      let calls = 0;
+      const handler: Handler = {
+        type: 'sync-throw',
+        handle(event, signal) {
+          calls += 1;
+          if (calls === 1) return gate.handle(event, signal);
+          throw new GatewayError('GW_ERR_HANDLER_FAILED', 'refused at once');
+        },
+      };
+      const { pipeline, lines } = setup(handler, {
+        concurrency: 1,
+        max_queued_events: 30_000,
+      });
+      const first = makeEvent({ chat: 'first' });
+      pipeline.dispatch(first);
+      for (let i = 0; i < 20_000; i++) pipeline.dispatch(makeEvent({ chat: `c${i}` }));
+      assert.equal(pipeline.load.waiting, 20_000);
+      await gate.waitStarted(first.id);
+      gate.release(first.id);
+      await pipeline.idle();
+      assert.equal(calls, 20_001);
+      assert.equal(lines.filter((l) => l.code === 'GW_ERR_HANDLER_FAILED').length, 20_000);
+      assert.equal(lines.filter((l) => l.code === 'GW_ERR_INTERNAL').length, 0);
+      await pipeline.close();
+    },
+  );
 });
 
 await test('pipeline back-pressure', async (t) => {
