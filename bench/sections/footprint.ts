@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { NotifyReceiver } from '../../test/support/notify-receiver.js';
 import { payloads } from '../../test/fakes/qq/index.js';
 import { c2cPayload, startFake, trimRecords, userPool } from '../lib/fake-host.js';
-import { writeGatewayConfig } from '../lib/gateway-config.js';
-import { GatewayChild } from '../lib/gateway-proc.js';
+import type { GatewayChild } from '../lib/gateway-proc.js';
+import { startGatewayWithFake } from '../lib/gateway-with-fake.js';
 import { openLoop } from '../lib/load.js';
 import type { Row } from '../lib/report.js';
 import { REPO_ROOT, errorText, median, rssBytes, sleep, slope, wallNow } from '../lib/util.js';
@@ -40,22 +40,11 @@ async function withGateway<T>(
     fake: Awaited<ReturnType<typeof startFake>>,
   ) => Promise<T>,
 ): Promise<T> {
-  const fake = await startFake(fakeOptions);
-  const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-footprint-'));
-  const stateFile = join(dir, 'gateway_state.json');
-  const config = await writeGatewayConfig(dir, {
-    stateFile,
-    tokenUrl: fake.tokenUrl,
-    apiBase: fake.apiBase,
-    appId: fake.settings.appId,
-  });
-  const gateway = new GatewayChild({ config, secret: fake.settings.clientSecret, env });
+  const set = await startGatewayWithFake({ tag: 'footprint', fake: fakeOptions, env });
   try {
-    return await body(gateway, stateFile, fake);
+    return await body(set.gateway, set.stateFile, set.fake);
   } finally {
-    await gateway.stop();
-    await fake.close();
-    await rm(dir, { recursive: true, force: true });
+    await set.close();
   }
 }
 

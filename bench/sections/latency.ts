@@ -4,14 +4,10 @@
  * from the moment the fake writes the dispatch to the moment the echo reply reaches the fake's
  * REST endpoint (both timed in the orchestrator, where the fake runs).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { SendRecord } from '../../test/fakes/qq/index.js';
-import { c2cPayload, startFake, trimRecords, userPool } from '../lib/fake-host.js';
-import { writeGatewayConfig } from '../lib/gateway-config.js';
-import { GatewayChild } from '../lib/gateway-proc.js';
+import { c2cPayload, trimRecords, userPool } from '../lib/fake-host.js';
+import { startGatewayWithFake } from '../lib/gateway-with-fake.js';
 import { openLoop } from '../lib/load.js';
 import type { Row } from '../lib/report.js';
 import { max, procCpuMs, quantile, rssBytes, sleep } from '../lib/util.js';
@@ -54,20 +50,15 @@ export interface LatencyFigure {
 }
 
 async function runRate(rate: number, options: LatencyOptions): Promise<LatencyFigure> {
-  const fake = await startFake();
-  const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-latency-'));
-  const stateFile = join(dir, 'gateway_state.json');
-  const config = await writeGatewayConfig(dir, {
-    stateFile,
-    tokenUrl: fake.tokenUrl,
-    apiBase: fake.apiBase,
-    appId: fake.settings.appId,
-    handler: {
-      type: 'echo',
-      ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+  const { fake, gateway, stateFile, close } = await startGatewayWithFake({
+    tag: 'latency',
+    config: {
+      handler: {
+        type: 'echo',
+        ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+      },
     },
   });
-  const gateway = new GatewayChild({ config, secret: fake.settings.clientSecret });
   try {
     await gateway.waitState(
       stateFile,
@@ -171,9 +162,7 @@ async function runRate(rate: number, options: LatencyOptions): Promise<LatencyFi
       fakeCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
     };
   } finally {
-    await gateway.stop();
-    await fake.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

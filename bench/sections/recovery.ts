@@ -9,14 +9,11 @@
  * (c) reconnect budget exhausted (every upgrade refused): time from the last refusal to the
  *     process's exit, and `fatal` persisted in the state file before it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { FakeQQServer, SendRecord } from '../../test/fakes/qq/index.js';
 import { DEFAULTS as QQ_DEFAULTS } from '../../src/adapters/qqbot/config.js';
 import { c2cPayload, startFake, userPool } from '../lib/fake-host.js';
-import { writeGatewayConfig, type BenchGatewayConfig } from '../lib/gateway-config.js';
 import { GatewayChild, readState } from '../lib/gateway-proc.js';
+import { startGatewayWithFake, type ConfigPatch } from '../lib/gateway-with-fake.js';
 import type { Row } from '../lib/report.js';
 import { max, median, sleep, wallNow } from '../lib/util.js';
 
@@ -31,8 +28,6 @@ export interface RecoveryOptions {
   log: (line: string) => void;
 }
 
-type ConfigPatch = Omit<BenchGatewayConfig, 'stateFile' | 'tokenUrl' | 'apiBase' | 'appId'>;
-
 /** A fake and a gateway connected to it, torn down by `close()`. */
 async function setUp(
   fakeOptions: Parameters<typeof startFake>[0],
@@ -43,22 +38,11 @@ async function setUp(
   stateFile: string;
   close: () => Promise<void>;
 }> {
-  const fake = await startFake(fakeOptions);
-  const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-recovery-'));
-  const stateFile = join(dir, 'gateway_state.json');
-  const config = await writeGatewayConfig(dir, {
-    stateFile,
-    tokenUrl: fake.tokenUrl,
-    apiBase: fake.apiBase,
-    appId: fake.settings.appId,
-    ...patch,
+  const { fake, gateway, stateFile, close } = await startGatewayWithFake({
+    tag: 'recovery',
+    fake: fakeOptions,
+    config: patch,
   });
-  const gateway = new GatewayChild({ config, secret: fake.settings.clientSecret });
-  const close = async (): Promise<void> => {
-    await gateway.stop();
-    await fake.close();
-    await rm(dir, { recursive: true, force: true });
-  };
   try {
     await gateway.waitState(stateFile, isConnected, 'qqbot connected', 20_000);
   } catch (err) {
