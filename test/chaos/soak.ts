@@ -30,6 +30,7 @@ import {
   type TruthBounds,
   type TruthStats,
 } from './state-truth.js';
+import { sandboxEnv } from '../support/spawn-gateway.js';
 import { StallMeter } from './stall.js';
 import { Violations, formatRunTime, type Violation } from './violations.js';
 
@@ -435,24 +436,7 @@ class Soak {
       },
     };
     await writeFile(this.configPath, stringify(config), { mode: 0o600 });
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const key of [
-      'NOTIFY_SOCKET',
-      'WATCHDOG_USEC',
-      'WATCHDOG_PID',
-      'JOURNAL_STREAM',
-      'HERMES_GATEWAY_CONFIG',
-      'STATE_DIRECTORY',
-      'CREDENTIALS_DIRECTORY',
-      'NODE_TEST_CONTEXT',
-      'NODE_OPTIONS',
-    ]) {
-      delete env[key];
-    }
-    env.HOME = this.dir;
-    env.XDG_CONFIG_HOME = join(this.dir, 'xdg-config');
-    env.XDG_STATE_HOME = join(this.dir, 'xdg-state');
-    env.CHAOS_QQ_SECRET = CLIENT_SECRET;
+    const env = sandboxEnv(this.dir, { CHAOS_QQ_SECRET: CLIENT_SECRET });
     this.env = env;
   }
 

@@ -16,6 +16,7 @@ import { CLOSE_CODE_TABLE, closeErrorCode } from '../../../src/adapters/qqbot/pr
 import type { StateDocument } from '../../../src/state/schema.js';
 import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
 import { FakeQQServer } from '../../fakes/qq/server.js';
+import { sandboxEnv } from '../../support/spawn-gateway.js';
 import type { Json } from './harness.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
@@ -38,28 +39,6 @@ interface Run {
 interface Child {
   process: ChildProcess;
   done: Promise<Run>;
-}
-
-function childEnv(dir: string, secret: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of [
-    'NOTIFY_SOCKET',
-    'WATCHDOG_USEC',
-    'WATCHDOG_PID',
-    'JOURNAL_STREAM',
-    'HERMES_GATEWAY_CONFIG',
-    'STATE_DIRECTORY',
-    'CREDENTIALS_DIRECTORY',
-    'NODE_TEST_CONTEXT',
-    'NODE_OPTIONS',
-  ]) {
-    delete env[key];
-  }
-  env.HOME = dir;
-  env.XDG_CONFIG_HOME = join(dir, 'config');
-  env.XDG_STATE_HOME = join(dir, 'state');
-  env[SECRET_ENV] = secret;
-  return env;
 }
 
 /** Writes a config for `fake` and spawns `hermes-gateway <args>`; the state file is in `dir`. */
@@ -93,7 +72,7 @@ async function spawnCli(
   const configPath = join(dir, 'config.yaml');
   await writeFile(configPath, stringify(config), { mode: 0o600 });
   const child = spawn(process.execPath, [CLI, ...args, '--config', configPath], {
-    env: childEnv(dir, secret),
+    env: sandboxEnv(dir, { [SECRET_ENV]: secret }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
