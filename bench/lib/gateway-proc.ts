@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { StateDocument } from '../../src/state/schema.js';
+import { ENV_STRIP } from '../../test/support/spawn-gateway.js';
 import { SECRET_ENV } from './gateway-config.js';
 import { GATEWAY_CLI, sleep, wallNow } from './util.js';
 
@@ -18,18 +19,6 @@ export interface LogLine {
   code?: string;
   [key: string]: unknown;
 }
-
-/** Variables of the bench's environment that would change how the gateway runs. */
-const STRIP = [
-  'NOTIFY_SOCKET',
-  'WATCHDOG_USEC',
-  'WATCHDOG_PID',
-  'JOURNAL_STREAM',
-  'HERMES_GATEWAY_CONFIG',
-  'STATE_DIRECTORY',
-  'CREDENTIALS_DIRECTORY',
-  'NODE_OPTIONS',
-];
 
 export interface SpawnGatewayOptions {
   config: string;
@@ -54,7 +43,8 @@ export class GatewayChild {
 
   constructor(options: SpawnGatewayOptions) {
     const env: NodeJS.ProcessEnv = { ...process.env, [SECRET_ENV]: options.secret };
-    for (const key of STRIP) delete env[key];
+    // The bench's own environment must not change how the gateway runs (the tests' list).
+    for (const key of ENV_STRIP) delete env[key];
     Object.assign(env, options.env);
     this.spawnedAt = wallNow();
     // BENCH_PROFILE_DIR: the gateway writes a V8 CPU profile there when it exits.

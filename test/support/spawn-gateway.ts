@@ -29,8 +29,8 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
-/** Variables of the test runner's own environment that would leak into the gateway. */
-const ENV_STRIP = [
+/** Variables of the test runner's (or the bench's) own environment that would leak into the gateway. */
+export const ENV_STRIP = [
   'NOTIFY_SOCKET',
   'WATCHDOG_USEC',
   'WATCHDOG_PID',
