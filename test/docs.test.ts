@@ -1,6 +1,6 @@
 /**
- * The README documents every error code, and every code it documents exists: operators look
- * codes up there, so a code added without a line (or a line left for a removed code) fails.
+ * docs/errors.md documents every error code, and every code it documents exists: operators look
+ * codes up there, so a code added without a row (or a line left for a removed code) fails.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import '../src/cli/program.js';
 import { allErrorCodes, lookupCode } from '../src/errors.js';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const readme = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 
 /** Codes in the first column of the "Error codes" table: `| `GW_ERR_X` | ...`. */
 function documentedCodes(): Map<string, string> {
