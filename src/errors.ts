@@ -38,6 +38,8 @@ export const ERROR_CODES = {
   GW_ERR_CONFIG_SECRET_UNREADABLE: { kind: 'config', retryable: false },
   GW_ERR_CONFIG_SECRET_INLINE: { kind: 'config', retryable: false },
   GW_ERR_NO_PLATFORMS: { kind: 'config', retryable: false },
+  // Instances
+  GW_ERR_CREDENTIAL_IN_USE: { kind: 'config', retryable: false },
   // CLI
   GW_ERR_CLI_USAGE: { kind: 'config', retryable: false },
 } as const satisfies Record<string, CodeInfo>;

@@ -37,19 +37,31 @@ class Cell implements CountCell {
 export class TallyCounter<L extends string> {
   private readonly cells = new Map<string, Cell>();
 
-  constructor(options: { name: string; help: string; labelName: L; registers: Registry[] }) {
+  /**
+   * `derived` adds a second label whose value follows from the first (an instance's `type`),
+   * computed at scrape time, so increments stay one lookup by one value.
+   */
+  constructor(options: {
+    name: string;
+    help: string;
+    labelName: L;
+    registers: Registry[];
+    derived?: { labelName: string; value: (labelValue: string) => string };
+  }) {
     const cells = this.cells;
-    const labelName = options.labelName;
+    const { labelName, derived } = options;
     new Counter({
       name: options.name,
       help: options.help,
-      labelNames: [labelName],
+      labelNames: derived ? [labelName, derived.labelName] : [labelName],
       registers: options.registers,
       collect() {
         this.reset();
         for (const [value, cell] of cells) {
-          if (cell.value > 0)
-            this.inc({ [labelName]: value } as Partial<Record<L, string>>, cell.value);
+          if (cell.value <= 0) continue;
+          const labels: Record<string, string> = { [labelName]: value };
+          if (derived) labels[derived.labelName] = derived.value(value);
+          this.inc(labels, cell.value);
         }
       },
     });

@@ -9,8 +9,12 @@
  * The pipeline and the control server take a `GatewayMetrics` as an option, so a test can
  * give them a fresh set and assert on exact values.
  *
- * Label values must come from small fixed sets (platform names, handler types, error codes,
+ * Label values must come from small fixed sets (instance names, handler types, error codes,
  * reconnect causes): never a chat id, a message id or any text from a user.
+ *
+ * `platform` is the instance name (the key under `platforms:`). Every series with a `platform`
+ * label also carries `type` (the instance's adapter type, from `bindTypes`), so dashboards can
+ * sum by type; it follows from `platform`, so it adds no series.
  */
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
@@ -33,6 +37,14 @@ type Gauge<T extends string = string> = Prom.Gauge<T>;
 /** Outcome of one delivery attempt through `adapter.send`. */
 export type DeliveryResult = 'ok' | 'error' | 'timeout';
 
+/**
+ * A counter labelled by instance: callers give `platform` (and the other labels); the `type`
+ * label is added from the bound instance types.
+ */
+export interface PlatformCounter<L extends string> {
+  inc(labels: { platform: string } & Record<L, string>, value?: number): void;
+}
+
 /** What the collect-time gauges read: a `StateStore` fits. */
 export interface StateSource {
   snapshot(): StateDocument;
@@ -41,14 +53,14 @@ export interface StateSource {
 
 export interface GatewayMetrics {
   readonly registry: Registry;
-  /** `hermes_reconnects_total{platform,cause}`: an adapter starts a reconnect. */
-  readonly reconnectsTotal: Counter<'platform' | 'cause'>;
-  /** `hermes_inbound_events_total{platform}`: every event an adapter emits (per event: a tally). */
+  /** `hermes_reconnects_total{platform,type,cause}`: an adapter starts a reconnect. */
+  readonly reconnectsTotal: PlatformCounter<'cause'>;
+  /** `hermes_inbound_events_total{platform,type}`: every event an adapter emits (a tally). */
   readonly inboundEventsTotal: TallyCounter<'platform'>;
-  /** `hermes_duplicates_dropped_total{platform}`: events whose id was handled recently. */
+  /** `hermes_duplicates_dropped_total{platform,type}`: events whose id was handled recently. */
   readonly duplicatesDroppedTotal: TallyCounter<'platform'>;
-  /** `hermes_queue_overflow_total{platform}`: events dropped because a chat's queue was full. */
-  readonly queueOverflowTotal: Counter<'platform'>;
+  /** `hermes_queue_overflow_total{platform,type}`: events dropped because a chat's queue was full. */
+  readonly queueOverflowTotal: PlatformCounter<never>;
   /**
    * `hermes_handler_latency_seconds{handler}`: time from handler start to replies (or error);
    * observed once per event, so a tally (hot-metrics.ts).
@@ -56,8 +68,8 @@ export interface GatewayMetrics {
   readonly handlerLatencySeconds: TallyHistogram<'handler'>;
   /** `hermes_handler_errors_total{handler,code}`: handler failures by error code. */
   readonly handlerErrorsTotal: Counter<'handler' | 'code'>;
-  /** `hermes_deliveries_total{platform,result}`: replies and proactive sends by outcome. */
-  readonly deliveriesTotal: Counter<'platform' | 'result'>;
+  /** `hermes_deliveries_total{platform,type,result}`: replies and proactive sends by outcome. */
+  readonly deliveriesTotal: PlatformCounter<'result'>;
   /**
    * `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running),
    * read from the source `bindPipelineLoad` gave at scrape time (it changes twice per event).
@@ -66,8 +78,13 @@ export interface GatewayMetrics {
   /** Feeds `hermes_pipeline_queued_events` from `load`; returns an unbind function. */
   bindPipelineLoad(load: () => number): () => void;
   /**
-   * Feeds `hermes_gateway_state{state}`, `hermes_adapter_state{platform,state}` (1 for the
-   * current state, 0 for the others), `hermes_adapter_reconnect_attempt{platform}` and
+   * Sets each instance's type (instance name -> type) for the `type` label; an instance not
+   * bound is labelled with its own name as type (single-instance configs: `qqbot`/`qqbot`).
+   */
+  bindTypes(types: ReadonlyMap<string, string>): void;
+  /**
+   * Feeds `hermes_gateway_state{state}`, `hermes_adapter_state{platform,type,state}` (1 for the
+   * current state, 0 for the others), `hermes_adapter_reconnect_attempt{platform,type}` and
    * `hermes_state_file_writes_total` from `source` at scrape time. Returns an unbind function.
    * Binding again replaces the previous source.
    */
@@ -86,31 +103,42 @@ export function createMetrics(): GatewayMetrics {
   let source: StateSource | null = null;
   let pipelineLoad: (() => number) | null = null;
   let processMetrics = false;
+  let types: ReadonlyMap<string, string> = new Map();
+  const typeOf = (platform: string): string => types.get(platform) ?? platform;
+  const derived = { labelName: 'type', value: typeOf };
 
-  const reconnectsTotal = new Counter({
-    name: 'hermes_reconnects_total',
-    help: 'Reconnects started by adapters, by platform and cause.',
-    labelNames: ['platform', 'cause'] as const,
-    registers,
-  });
+  const reconnectsTotal = platformCounter(
+    {
+      name: 'hermes_reconnects_total',
+      help: 'Reconnects started by adapters, by instance and cause.',
+      labelNames: ['cause'] as const,
+      registers,
+    },
+    typeOf,
+  );
   const inboundEventsTotal = new TallyCounter({
     name: 'hermes_inbound_events_total',
     help: 'Inbound events emitted by adapters.',
     labelName: 'platform',
     registers,
+    derived,
   });
   const duplicatesDroppedTotal = new TallyCounter({
     name: 'hermes_duplicates_dropped_total',
     help: 'Inbound events dropped because the same event id was handled within the dedupe window.',
     labelName: 'platform',
     registers,
+    derived,
   });
-  const queueOverflowTotal = new Counter({
-    name: 'hermes_queue_overflow_total',
-    help: "Inbound events dropped because their conversation's queue was full.",
-    labelNames: ['platform'] as const,
-    registers,
-  });
+  const queueOverflowTotal = platformCounter(
+    {
+      name: 'hermes_queue_overflow_total',
+      help: "Inbound events dropped because their conversation's queue was full.",
+      labelNames: [] as const,
+      registers,
+    },
+    typeOf,
+  );
   const handlerLatencySeconds = new TallyHistogram({
     name: 'hermes_handler_latency_seconds',
     help: 'Time a handler took to answer one event, in seconds (failures included).',
@@ -124,12 +152,15 @@ export function createMetrics(): GatewayMetrics {
     labelNames: ['handler', 'code'] as const,
     registers,
   });
-  const deliveriesTotal = new Counter({
-    name: 'hermes_deliveries_total',
-    help: 'Messages handed to adapter.send (replies and proactive sends), by result.',
-    labelNames: ['platform', 'result'] as const,
-    registers,
-  });
+  const deliveriesTotal = platformCounter(
+    {
+      name: 'hermes_deliveries_total',
+      help: 'Messages handed to adapter.send (replies and proactive sends), by result.',
+      labelNames: ['result'] as const,
+      registers,
+    },
+    typeOf,
+  );
   const pipelineQueuedEvents = new Gauge({
     name: 'hermes_pipeline_queued_events',
     help: 'Inbound events accepted by the pipeline and not finished yet (waiting or running).',
@@ -154,14 +185,15 @@ export function createMetrics(): GatewayMetrics {
   new Gauge({
     name: 'hermes_adapter_state',
     help: 'Each adapter state: 1 for the current state, 0 for the others.',
-    labelNames: ['platform', 'state'] as const,
+    labelNames: ['platform', 'type', 'state'] as const,
     registers,
     collect() {
       this.reset();
       if (!source) return;
       for (const [platform, status] of Object.entries(source.snapshot().platforms)) {
+        const type = status.type ?? platform;
         for (const state of ADAPTER_STATES) {
-          this.set({ platform, state }, state === status.state ? 1 : 0);
+          this.set({ platform, type, state }, state === status.state ? 1 : 0);
         }
       }
     },
@@ -169,13 +201,13 @@ export function createMetrics(): GatewayMetrics {
   new Gauge({
     name: 'hermes_adapter_reconnect_attempt',
     help: 'The current reconnect attempt of each adapter (0 when connected).',
-    labelNames: ['platform'] as const,
+    labelNames: ['platform', 'type'] as const,
     registers,
     collect() {
       this.reset();
       if (!source) return;
       for (const [platform, status] of Object.entries(source.snapshot().platforms)) {
-        this.set({ platform }, status.reconnect_attempt);
+        this.set({ platform, type: status.type ?? platform }, status.reconnect_attempt);
       }
     },
   });
@@ -207,6 +239,9 @@ export function createMetrics(): GatewayMetrics {
         if (pipelineLoad === load) pipelineLoad = null;
       };
     },
+    bindTypes(next) {
+      types = new Map(next);
+    },
     bindState(next) {
       source = next;
       return () => {
@@ -220,6 +255,28 @@ export function createMetrics(): GatewayMetrics {
         'prom-client/lib/defaultMetrics',
       ) as typeof Prom.collectDefaultMetrics;
       collectDefaultMetrics({ register: registry });
+    },
+  };
+}
+
+/** A prom-client Counter with `platform` and `type` first, `type` looked up from `platform`. */
+function platformCounter<L extends string>(
+  options: { name: string; help: string; labelNames: readonly L[]; registers: Registry[] },
+  typeOf: (platform: string) => string,
+): PlatformCounter<L> {
+  const counter = new Counter({
+    name: options.name,
+    help: options.help,
+    labelNames: ['platform', 'type', ...options.labelNames],
+    registers: options.registers,
+  });
+  return {
+    inc(labels, value = 1) {
+      const { platform, ...rest } = labels;
+      const full = { platform, type: typeOf(platform), ...rest } as Partial<
+        Record<'platform' | 'type' | L, string>
+      >;
+      counter.inc(full, value);
     },
   };
 }

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import type { InboundEvent } from '../../src/adapters/contract.js';
 import { defaultRegistry } from '../../src/adapters/registry.js';
+import { enabledInstances } from '../../src/config/instances.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createPipeline } from '../../src/handlers/pipeline.js';
 import type { Handler } from '../../src/handlers/handler.js';
@@ -36,9 +37,9 @@ async function start(config: ClientConfig): Promise<void> {
   const registry = defaultRegistry();
   const loaded = loadConfig(file, registry, env);
   const log = createLogger({ level: loaded.config.log_level, env: {}, pretty: false });
-  const adapters = Object.entries(loaded.config.platforms)
-    .filter(([, c]) => c?.enabled === true)
-    .map(([name, c]) => registry.get(name)!.create(c!));
+  const adapters = enabledInstances(loaded.config.platforms, registry).map((i) =>
+    i.definition.create(i.config, i.name),
+  );
   const store = new StateStore({
     path: stateFile,
     heartbeatIntervalMs: loaded.config.heartbeat_interval_ms,

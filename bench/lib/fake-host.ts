@@ -7,11 +7,11 @@ import type { WebSocket } from 'ws';
 import { FakeQQServer, type FakeQQServerOptions, payloads } from '../../test/fakes/qq/index.js';
 import { sleep, wallNow } from './util.js';
 
-export const APP_ID = '102000001';
 export const CLIENT_SECRET = 'bench-secret-0123456789abcdef';
 
+/** Each fake has its own app id: gateways idling side by side must not share a credential. */
 export function startFake(options: FakeQQServerOptions = {}): Promise<FakeQQServer> {
-  return FakeQQServer.start({ appId: APP_ID, clientSecret: CLIENT_SECRET, ...options });
+  return FakeQQServer.start({ clientSecret: CLIENT_SECRET, ...options });
 }
 
 /**

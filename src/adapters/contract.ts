@@ -40,9 +40,12 @@ export interface Attachment {
 
 /** One normalized inbound message, the same shape for every platform. */
 export interface InboundEvent {
-  /** `<platform>:<platform message id>`; stable across redeliveries. */
+  /** `<instance>:<platform message id>`; stable across redeliveries. */
   id: string;
+  /** The instance that received it (the key under `platforms:`); replies go back to it. */
   platform: string;
+  /** The instance's adapter type (`qqbot`). */
+  type: string;
   chat: { type: ChatType; id: string };
   sender: { id: string; name?: string };
   text: string;
@@ -68,6 +71,7 @@ export interface SendResult {
 
 /** What the runner gives an adapter for its life. */
 export interface AdapterContext {
+  /** The instance name. */
   readonly name: string;
   readonly log: Logger;
   /**
@@ -92,6 +96,7 @@ export interface AdapterContext {
  * A platform adapter.
  */
 export interface Adapter {
+  /** The instance name (the key under `platforms:`), not the type. */
   readonly name: string;
   /**
    * The adapter's whole life. Resolves only after `signal` is aborted. Resolving earlier is

@@ -1,5 +1,6 @@
 import type { PlatformRegistry } from '../adapters/platform.js';
-import { enabledPlatforms, loadConfig, locateConfig } from '../config/load.js';
+import { enabledInstances } from '../config/instances.js';
+import { loadConfig, locateConfig } from '../config/load.js';
 import { EXIT, GatewayError, exitCodeFor, toGatewayError } from '../errors.js';
 import type { CliIo } from './io.js';
 
@@ -8,7 +9,10 @@ export interface CheckOptions {
   probe?: boolean | undefined;
 }
 
-/** `check`: validates the config (and with --probe, the credentials); exit 0 or 78. */
+/**
+ * `check`: validates the config (and with --probe, the credentials); exit 0 or 78. Two
+ * instances using one credential are refused here too (loadConfig), with the run's code.
+ */
 export async function checkCommand(
   options: CheckOptions,
   registry: PlatformRegistry,
@@ -17,22 +21,22 @@ export async function checkCommand(
   const file = locateConfig(options.config, io.env);
   try {
     const { config } = loadConfig(file, registry, io.env);
-    const enabled = enabledPlatforms(config);
+    const enabled = enabledInstances(config.platforms, registry);
     if (enabled.length === 0) {
       throw new GatewayError('GW_ERR_NO_PLATFORMS', `${file}: platforms: no platform is enabled`, {
         details: { file, key: 'platforms' },
       });
     }
     if (options.probe) {
-      for (const name of enabled) {
-        const def = registry.get(name)!;
-        if (def.probe) {
-          await def.probe(config.platforms[name]!);
+      for (const { name, definition, config: settings } of enabled) {
+        if (definition.probe) {
+          await definition.probe(settings);
           io.out(`${name}: credentials accepted`);
         }
       }
     }
-    io.out(`${file}: ok (platforms: ${enabled.join(', ')}; handler: ${config.handler.type})`);
+    const names = enabled.map((i) => (i.type === i.name ? i.name : `${i.name} (${i.type})`));
+    io.out(`${file}: ok (platforms: ${names.join(', ')}; handler: ${config.handler.type})`);
     return EXIT.OK;
   } catch (err) {
     const error = toGatewayError(err, 'GW_ERR_CONFIG_INVALID');

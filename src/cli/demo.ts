@@ -12,7 +12,6 @@ import type { StateDocument } from '../state/schema.js';
 import type { CommandContext } from './context.js';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
-const DEMO_APP_ID = '102000000';
 const DEMO_SECRET = 'demo-secret-0123456789';
 const STEP_TIMEOUT_MS = 8_000;
 
@@ -33,7 +32,8 @@ function config(fake: FakeQQServer, stateFile: string): string {
     'platforms:',
     '  qqbot:',
     '    enabled: true',
-    `    app_id: "${DEMO_APP_ID}"`,
+    // The fake's own app id: unique per demo, so demos side by side do not hold one credential.
+    `    app_id: "${fake.settings.appId}"`,
     '    client_secret: ${DEMO_QQ_SECRET}',
     `    token_url: ${fake.tokenUrl}`,
     `    api_base: ${fake.apiBase}`,
@@ -80,7 +80,7 @@ export async function runDemo(ctx: CommandContext): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'hermes-gateway-demo-'));
   // Loaded here, not at the top: every other command (`run` above all) would pay for it.
   const { FakeQQServer } = await import('../../test/fakes/qq/server.js');
-  const fake = await FakeQQServer.start({ appId: DEMO_APP_ID, clientSecret: DEMO_SECRET });
+  const fake = await FakeQQServer.start({ clientSecret: DEMO_SECRET });
   let child: ChildProcess | null = null;
   try {
     const stateFile = join(dir, 'gateway_state.json');

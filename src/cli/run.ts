@@ -12,11 +12,13 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { Runner, type RunOutcome } from '../runner/runner.js';
 import { defaultStatePath } from '../state/paths.js';
 import { StateStore } from '../state/store.js';
-import { loadNotifier } from '../systemd/notify.js';
+import { loadNotifier, type Notifier } from '../systemd/notify.js';
 import { createPipeline } from '../handlers/pipeline.js';
 import { checkControlConfig } from '../control/config.js';
 import { createControlServer } from '../control/server.js';
 import { bindStateMetrics, metrics } from '../metrics.js';
+import { credentialClaims, enabledInstances, type Instance } from '../config/instances.js';
+import { acquireCredentialLocks, type CredentialLocks } from '../runner/credential-locks.js';
 
 export interface RunOptions {
   config?: string | undefined;
@@ -99,10 +101,38 @@ export async function runGateway(
     return exitCodeFor(error);
   }
 
-  const adapters = enabledPlatforms(config).map((name) => {
-    const def = registry.get(name)!;
-    return def.create(config.platforms[name]!);
-  });
+  const instances = enabledInstances(config.platforms, registry);
+  // Every credential is ours before any adapter exists, let alone connects.
+  let locks: CredentialLocks;
+  try {
+    locks = await acquireCredentialLocks(credentialClaims(instances));
+  } catch (err) {
+    // Anything but a refusal is a socket failure of our own: internal, exit 70.
+    const error = toGatewayError(err, 'GW_ERR_INTERNAL');
+    log.error({ code: error.code, exit_code: exitCodeFor(error), ...error.details }, error.message);
+    await persistStartupFailure(statePath, error, log);
+    return exitCodeFor(error);
+  }
+  try {
+    return await runInstances(instances, loaded, statePath, store, notifier, log);
+  } finally {
+    await locks.release();
+  }
+}
+
+/** Runs the adapters of `instances` until the gateway ends; resolves with the exit code. */
+async function runInstances(
+  instances: Instance[],
+  loaded: LoadedConfig,
+  statePath: string,
+  store: StateStore,
+  notifier: Notifier,
+  log: Logger,
+): Promise<number> {
+  const { config } = loaded;
+  const adapters = instances.map((i) => i.definition.create(i.config, i.name));
+  const types = new Map(instances.map((i) => [i.name, i.type]));
+  metrics.bindTypes(types);
   const pipeline = createPipeline({ config, adapters, log, metrics });
   bindStateMetrics(store);
   // Started by the runner's READY (the gateway is running); closed after the runner ends.
@@ -120,6 +150,7 @@ export async function runGateway(
     shutdownTimeoutMs: config.shutdown_timeout_ms,
     heartbeatIntervalMs: config.heartbeat_interval_ms,
     dispatch: (event) => pipeline.dispatch(event),
+    types,
   });
 
   const onSignal = (signal: NodeJS.Signals): void => {

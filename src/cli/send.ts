@@ -24,11 +24,14 @@ export interface SendTarget {
   chat: { type: ChatType; id: string };
 }
 
-/** `PLATFORM:CHATTYPE:CHAT`; the chat id is everything after the second colon. */
+/**
+ * `INSTANCE:CHATTYPE:CHAT` (INSTANCE: the key under `platforms:`, e.g. `qqbot`); the chat id
+ * is everything after the second colon.
+ */
 export function parseTarget(target: string): SendTarget | string {
   const match = /^([^:]+):([^:]+):(.+)$/.exec(target);
   if (!match)
-    return `target ${JSON.stringify(target)}: expected PLATFORM:CHATTYPE:CHAT, e.g. qqbot:c2c:OPENID`;
+    return `target ${JSON.stringify(target)}: expected INSTANCE:CHATTYPE:CHAT, e.g. qqbot:c2c:OPENID`;
   const type = match[2] as ChatType;
   if (!CHAT_TYPES.includes(type)) {
     return `target ${JSON.stringify(target)}: chat type ${JSON.stringify(type)} is not one of ${CHAT_TYPES.join(', ')}`;
@@ -106,7 +109,10 @@ export function registerSendCommand(program: Command, ctx: CommandContext): void
     .description(
       'send a proactive message through the running gateway (needs control.listen); exit 0 sent, 1 refused, 3 gateway not reachable',
     )
-    .argument('<target>', 'PLATFORM:CHATTYPE:CHAT, CHATTYPE one of c2c, group, channel, dm')
+    .argument(
+      '<target>',
+      'INSTANCE:CHATTYPE:CHAT, INSTANCE a key under platforms:, CHATTYPE one of c2c, group, channel, dm',
+    )
     .argument('<text...>', 'the message (several words are joined with spaces)')
     .option('-c, --config <path>', 'config file, to find control.listen and control.token')
     .option(

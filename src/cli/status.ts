@@ -121,9 +121,11 @@ export async function buildStatusReport(
   };
 }
 
+/** One block per instance; its type is shown where it differs from the instance name. */
 function formatPlatformLines(doc: StateDocument): string[] {
   return Object.entries(doc.platforms).map(([name, p]) => {
-    const lines = [`  ${name}: ${p.state} since ${p.since}`];
+    const label = p.type !== undefined && p.type !== name ? `${name} (${p.type})` : name;
+    const lines = [`  ${label}: ${p.state} since ${p.since}`];
     if (p.max_reconnect_attempts !== null || p.reconnect_attempt > 0) {
       lines.push(`    reconnect attempt ${p.reconnect_attempt}/${p.max_reconnect_attempts ?? '-'}`);
     }

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { z } from 'zod';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { GatewayError } from '../errors.js';
+import { assertDistinctCredentials, enabledInstances } from './instances.js';
 import { buildConfigSchema, type GatewayConfig } from './schema.js';
 import { interpolate } from './interpolate.js';
 import { readConfigDocument } from './read.js';
@@ -71,13 +72,14 @@ export function loadConfig(
     });
   }
   const config = parsed.data;
+  assertDistinctCredentials(enabledInstances(config.platforms, registry), file);
   if (config.state_file && !isAbsolute(config.state_file)) {
     config.state_file = resolve(dirname(file), config.state_file);
   }
   return { file, config };
 }
 
-/** Names of the platforms whose config is present and enabled. */
+/** Names of the platform instances whose config is present and enabled. */
 export function enabledPlatforms(config: GatewayConfig): string[] {
   return Object.entries(config.platforms)
     .filter(([, value]) => value?.enabled === true)

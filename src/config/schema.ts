@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { controlSchema, type ControlConfig } from '../control/config.js';
 import { handlerSchema, type HandlerConfig } from '../handlers/config.js';
+import { platformsSchema, type InstanceConfig } from './instances.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
@@ -20,8 +21,8 @@ export interface GatewayConfig {
   handler: HandlerConfig;
   /** The local control API; off unless `control.listen` is set. */
   control?: ControlConfig | undefined;
-  /** Validated per platform by its own schema; keyed by platform name. */
-  platforms: Record<string, { enabled: boolean } | undefined>;
+  /** Keyed by instance name; each validated by its type's own schema (instances.ts). */
+  platforms: Record<string, InstanceConfig | undefined>;
 }
 
 const positiveMs = z.number().int().positive().max(2_147_483_647);
@@ -30,8 +31,6 @@ const positiveMs = z.number().int().positive().max(2_147_483_647);
 export function buildConfigSchema(
   registry: PlatformRegistry,
 ): z.ZodType<GatewayConfig, z.ZodTypeDef, unknown> {
-  const platformShape: Record<string, z.ZodTypeAny> = {};
-  for (const [name, def] of registry) platformShape[name] = def.schema.optional();
   return z
     .object({
       state_file: z.string().min(1).optional(),
@@ -40,7 +39,7 @@ export function buildConfigSchema(
       heartbeat_interval_ms: positiveMs.default(DEFAULTS.heartbeatIntervalMs),
       handler: handlerSchema.default({ type: 'echo' }),
       control: controlSchema.optional(),
-      platforms: z.object(platformShape).strict().default({}),
+      platforms: platformsSchema(registry),
     })
     .strict();
 }

@@ -48,6 +48,7 @@ export interface ControlServer {
 
 const sendRequestSchema = z
   .object({
+    /** The instance name (the key under `platforms:`); the adapter of that instance sends. */
     platform: z.string().min(1),
     chat: z
       .object({ type: z.enum(['c2c', 'group', 'channel', 'dm']), id: z.string().min(1) })
@@ -218,7 +219,7 @@ export function createControlServer(options: ControlServerOptions): ControlServe
       throw new HttpError(
         404,
         'GW_ERR_CONTROL_UNKNOWN_PLATFORM',
-        `no platform named ${JSON.stringify(request.platform)} runs in this gateway`,
+        `no platform instance named ${JSON.stringify(request.platform)} runs in this gateway (instances: ${[...adapters.keys()].join(', ')})`,
       );
     }
     try {

@@ -20,6 +20,8 @@ export interface RunnerOptions {
   heartbeatIntervalMs: number;
   /** Receives every inbound event; must not throw. */
   dispatch?: (event: InboundEvent) => void;
+  /** Each adapter's type by instance name, recorded in the state file; default: the name. */
+  types?: ReadonlyMap<string, string>;
 }
 
 export interface RunOutcome {
@@ -68,8 +70,10 @@ export class Runner implements HostRunner {
     await this.store.resumeSequence();
     const at = this.store.iso();
     this.store.setGateway({ state: 'starting', since: at, reason: null, exit_code: null });
-    for (const host of this.hosts)
-      this.store.setPlatform(host.name, { state: 'starting', since: at });
+    for (const host of this.hosts) {
+      const type = this.options.types?.get(host.name) ?? host.name;
+      this.store.setPlatform(host.name, { type, state: 'starting', since: at });
+    }
     // A failed write has already ended the gateway through fail(); the outcome says how.
     if ((await this.tryCommit()) && this.ending === null) {
       for (const host of this.hosts) host.start();

@@ -16,7 +16,13 @@ export interface PersistedError {
   at: string;
 }
 
+/** One instance's status; `platforms` is keyed by instance name. */
 export interface PlatformStatus {
+  /**
+   * The instance's adapter type (`qqbot`). Always written by this version; absent in files
+   * written before instances existed, whose keys were the types themselves.
+   */
+  type?: string;
   state: AdapterState;
   since: string;
   reconnect_attempt: number;

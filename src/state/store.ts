@@ -88,6 +88,7 @@ export class StateStore {
       return;
     }
     this.doc.platforms[name] = {
+      type: name,
       state: 'starting',
       since: this.iso(),
       reconnect_attempt: 0,

@@ -114,13 +114,22 @@ await test('gateway with the control API, end to end', async (t) => {
         timeoutMs: 5_000,
       });
       assert.equal(metrics.status, 200);
-      assert.equal(sample(metrics.text, 'hermes_inbound_events_total{platform="scripted"}'), 5);
       assert.equal(
-        sample(metrics.text, 'hermes_deliveries_total{platform="scripted",result="ok"}'),
+        sample(metrics.text, 'hermes_inbound_events_total{platform="scripted",type="scripted"}'),
         5,
       );
       assert.equal(
-        sample(metrics.text, 'hermes_adapter_state{platform="scripted",state="connected"}'),
+        sample(
+          metrics.text,
+          'hermes_deliveries_total{platform="scripted",type="scripted",result="ok"}',
+        ),
+        5,
+      );
+      assert.equal(
+        sample(
+          metrics.text,
+          'hermes_adapter_state{platform="scripted",type="scripted",state="connected"}',
+        ),
         1,
       );
       assert.ok((sample(metrics.text, 'hermes_state_file_writes_total') ?? 0) >= 3);

@@ -47,7 +47,7 @@ await test('metrics', async (t) => {
     a.inboundEventsTotal.inc('x');
     const scraped = (m: typeof a): Promise<string> =>
       m.registry.getSingleMetricAsString('hermes_inbound_events_total');
-    assert.match(await scraped(a), /^hermes_inbound_events_total\{platform="x"\} 1$/m);
+    assert.match(await scraped(a), /^hermes_inbound_events_total\{platform="x",type="x"\} 1$/m);
     assert.doesNotMatch(await scraped(b), /platform="x"/);
     const names = a.registry
       .getMetricsAsArray()
@@ -74,8 +74,10 @@ await test('metrics', async (t) => {
     shared.reconnectsTotal.inc({ platform: 'qqbot', cause: 'heartbeat_timeout' });
     const text = await shared.registry.metrics();
     assert.ok(
-      (sample(text, 'hermes_reconnects_total{platform="qqbot",cause="heartbeat_timeout"}') ?? 0) >=
-        1,
+      (sample(
+        text,
+        'hermes_reconnects_total{platform="qqbot",type="qqbot",cause="heartbeat_timeout"}',
+      ) ?? 0) >= 1,
     );
   });
 });
@@ -129,7 +131,10 @@ await test('metrics while events flow through a running gateway', async (t) => {
       });
 
       const before = await metrics.registry.metrics();
-      assert.equal(sample(before, 'hermes_inbound_events_total{platform="scripted"}'), undefined);
+      assert.equal(
+        sample(before, 'hermes_inbound_events_total{platform="scripted",type="scripted"}'),
+        undefined,
+      );
       assert.equal(sample(before, 'hermes_state_file_writes_total'), 0);
 
       const outcome = runner.run();
@@ -150,12 +155,24 @@ await test('metrics while events flow through a running gateway', async (t) => {
       });
       assert.equal(scrape.status, 200);
       const text = scrape.text;
-      assert.equal(sample(text, 'hermes_inbound_events_total{platform="scripted"}'), 5);
-      assert.equal(sample(text, 'hermes_deliveries_total{platform="scripted",result="ok"}'), 5);
-      assert.equal(sample(text, 'hermes_handler_latency_seconds_count{handler="echo"}'), 5);
-      assert.equal(sample(text, 'hermes_adapter_state{platform="scripted",state="connected"}'), 1);
       assert.equal(
-        sample(text, 'hermes_adapter_state{platform="scripted",state="reconnecting"}'),
+        sample(text, 'hermes_inbound_events_total{platform="scripted",type="scripted"}'),
+        5,
+      );
+      assert.equal(
+        sample(text, 'hermes_deliveries_total{platform="scripted",type="scripted",result="ok"}'),
+        5,
+      );
+      assert.equal(sample(text, 'hermes_handler_latency_seconds_count{handler="echo"}'), 5);
+      assert.equal(
+        sample(text, 'hermes_adapter_state{platform="scripted",type="scripted",state="connected"}'),
+        1,
+      );
+      assert.equal(
+        sample(
+          text,
+          'hermes_adapter_state{platform="scripted",type="scripted",state="reconnecting"}',
+        ),
         0,
       );
       assert.equal(sample(text, 'hermes_gateway_state{state="running"}'), 1);
@@ -167,6 +184,7 @@ await test('metrics while events flow through a running gateway', async (t) => {
       pipeline.dispatch({
         id: 'scripted:m0',
         platform: 'scripted',
+        type: 'scripted',
         chat: { type: 'c2c', id: 'user0' },
         sender: { id: 'user0' },
         text: 'message 0',
@@ -175,15 +193,24 @@ await test('metrics while events flow through a running gateway', async (t) => {
         reply: {},
       });
       const after1 = await metrics.registry.metrics();
-      assert.equal(sample(after1, 'hermes_duplicates_dropped_total{platform="scripted"}'), 1);
-      assert.equal(sample(after1, 'hermes_inbound_events_total{platform="scripted"}'), 6);
+      assert.equal(
+        sample(after1, 'hermes_duplicates_dropped_total{platform="scripted",type="scripted"}'),
+        1,
+      );
+      assert.equal(
+        sample(after1, 'hermes_inbound_events_total{platform="scripted",type="scripted"}'),
+        6,
+      );
 
       runner.stop('test over');
       assert.equal((await outcome).exitCode, 0);
       await control.close();
       await pipeline.close();
       const final = await metrics.registry.metrics();
-      assert.equal(sample(final, 'hermes_adapter_state{platform="scripted",state="stopped"}'), 1);
+      assert.equal(
+        sample(final, 'hermes_adapter_state{platform="scripted",type="scripted",state="stopped"}'),
+        1,
+      );
       assert.ok((sample(final, 'hermes_state_file_writes_total') ?? 0) > writes);
       assert.deepEqual(failures, []);
       unbind();

@@ -137,7 +137,10 @@ await test('control API over loopback TCP', async (t) => {
     const response = await request(fx, 'GET', '/metrics');
     assert.equal(response.status, 200);
     assert.match(response.contentType, /^text\/plain; version=0\.0\.4/);
-    assert.match(response.text, /^hermes_adapter_state\{platform="qqbot",state="connected"\} 1$/m);
+    assert.match(
+      response.text,
+      /^hermes_adapter_state\{platform="qqbot",type="qqbot",state="connected"\} 1$/m,
+    );
     assert.match(response.text, /^# TYPE hermes_handler_latency_seconds histogram$/m);
   });
 
@@ -149,7 +152,10 @@ await test('control API over loopback TCP', async (t) => {
       assert.deepEqual(response.json, { ok: true, platform: 'qqbot', ids: ['qqbot-1'] });
       assert.deepEqual(fx.adapter.sent, [{ chat: { type: 'c2c', id: 'OPENID1' }, text: 'hello' }]);
       const metrics = await request(fx, 'GET', '/metrics');
-      assert.match(metrics.text, /^hermes_deliveries_total\{platform="qqbot",result="ok"\} 1$/m);
+      assert.match(
+        metrics.text,
+        /^hermes_deliveries_total\{platform="qqbot",type="qqbot",result="ok"\} 1$/m,
+      );
     },
   );
 

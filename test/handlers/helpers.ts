@@ -25,6 +25,7 @@ export function makeEvent(
   return {
     id: `${platform}:m${counter}`,
     platform,
+    type: platform,
     chat: { type: chatType ?? 'c2c', id: chat ?? 'alice' },
     sender: { id: chat ?? 'alice', name: 'Alice' },
     text: `message ${counter}`,

@@ -124,6 +124,59 @@ export const BAD_CONFIGS: BadConfig[] = [
     code: 'GW_ERR_NO_PLATFORMS',
     key: 'platforms',
   },
+  // Instances (issue 10): names, types, and one credential per instance.
+  {
+    name: 'instance name with upper case',
+    config: { platforms: { QQ_Test: { type: 'scripted' } } },
+    code: 'GW_ERR_CONFIG_INVALID',
+    key: 'platforms.QQ_Test',
+  },
+  {
+    name: 'instance name longer than 32',
+    config: { platforms: { ['a'.repeat(33)]: { type: 'scripted' } } },
+    code: 'GW_ERR_CONFIG_INVALID',
+    key: `platforms.${'a'.repeat(33)}`,
+  },
+  {
+    name: 'instance name starting with a dash',
+    config: { platforms: { '-lead': { type: 'scripted' } } },
+    code: 'GW_ERR_CONFIG_INVALID',
+    key: 'platforms.-lead',
+  },
+  {
+    name: 'unknown type of an instance',
+    config: { platforms: { 'qq-test': { type: 'icq' } } },
+    code: 'GW_ERR_CONFIG_INVALID',
+    key: 'platforms.qq-test.type',
+  },
+  {
+    name: 'wrong type in a typed instance',
+    config: { platforms: { 'bot-2': { type: 'scripted', after_ms: 'later' } } },
+    code: 'GW_ERR_CONFIG_INVALID',
+    key: 'platforms.bot-2.after_ms',
+  },
+  {
+    name: 'unknown key in a typed instance',
+    config: { platforms: { 'bot-2': { type: 'scripted', bogus_nested: true } } },
+    code: 'GW_ERR_CONFIG_INVALID',
+    key: 'platforms.bot-2.bogus_nested',
+  },
+  {
+    name: 'one QQ app_id in two instances',
+    config: {
+      platforms: {
+        qqbot: { app_id: '102099999', client_secret: '${HGW_TEST_QQ_SECRET}' },
+        'qq-test': {
+          type: 'qqbot',
+          app_id: '102099999',
+          client_secret: '${HGW_TEST_QQ_SECRET}',
+        },
+      },
+    },
+    env: { HGW_TEST_QQ_SECRET: SECRET_VALUE },
+    code: 'GW_ERR_CREDENTIAL_IN_USE',
+    key: 'platforms.qq-test',
+  },
 ];
 
 /** Writes a case's files into `dir`; returns the config path and the environment to use. */

@@ -61,9 +61,11 @@ function waitForAbort(signal: AbortSignal): Promise<void> {
 }
 
 export class ScriptedAdapter implements Adapter {
+  /** `name` is the instance; `type` the platform type it was configured as. */
   constructor(
     readonly name: string,
     private readonly config: ScriptedConfig,
+    readonly type: string = name,
   ) {}
 
   async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
@@ -112,6 +114,7 @@ export class ScriptedAdapter implements Adapter {
           const event: InboundEvent = {
             id: `${this.name}:m${i}`,
             platform: this.name,
+            type: this.type,
             chat: { type: 'c2c', id: `user${i % 3}` },
             sender: { id: `user${i % 3}` },
             text: `message ${i}`,
@@ -137,6 +140,6 @@ export function scriptedPlatform(name: string): PlatformDefinition {
   return definePlatform<ScriptedConfig>({
     name,
     schema: scriptedSchema,
-    create: (config) => new ScriptedAdapter(name, config),
+    create: (config, instance) => new ScriptedAdapter(instance, config, name),
   });
 }

@@ -55,6 +55,6 @@ export function secretPlatform(name = 'secretive'): PlatformDefinition {
   return definePlatform<SecretConfig>({
     name,
     schema: secretSchema,
-    create: (config) => new SecretAdapter(name, config),
+    create: (config, instance) => new SecretAdapter(instance, config),
   });
 }

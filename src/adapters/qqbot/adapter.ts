@@ -53,12 +53,15 @@ interface AttemptEnd {
 }
 
 export interface QQBotAdapterOptions {
+  /** The instance name (the key under `platforms:`); `qqbot` when not given. */
+  instance?: string;
   /** Injectable randomness for jitter (tests, bench); defaults to Math.random. */
   random?: () => number;
 }
 
 export class QQBotAdapter implements Adapter {
-  readonly name = 'qqbot';
+  /** The instance name: the state file key, the event ids' prefix, the metrics' label. */
+  readonly name: string;
   readonly stats: QQBotStats = {
     frames: 0,
     messages: 0,
@@ -93,6 +96,7 @@ export class QQBotAdapter implements Adapter {
     readonly settings: QQBotSettings,
     options: QQBotAdapterOptions = {},
   ) {
+    this.name = options.instance ?? 'qqbot';
     this.random = options.random ?? Math.random;
     this.rest = new QQRest({
       appId: settings.appId,
@@ -362,7 +366,7 @@ export class QQBotAdapter implements Adapter {
       this.log.debug({ event_type: t }, 'dispatch ignored');
       return;
     }
-    const normalized = normalizeMessage(t, d, this.botId);
+    const normalized = normalizeMessage(t, d, this.botId, this.name);
     if (normalized.kind === 'malformed') {
       this.stats.badEvents += 1;
       this.log.warn(

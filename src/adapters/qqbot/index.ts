@@ -10,7 +10,9 @@ import { QQRest } from './rest.js';
 export const qqbotPlatform = definePlatform<QQBotConfig>({
   name: 'qqbot',
   schema: qqbotSchema,
-  create: (config) => new QQBotAdapter(toSettings(config)),
+  create: (config, instance) => new QQBotAdapter(toSettings(config), { instance }),
+  // The app id is public (it is in every bot's share link); the secret never leaves config.
+  credentialIdentity: (config) => `qqbot:${config.app_id}`,
   /**
    * Fetches one access token. Resolves when the platform accepts the credentials; rejects
    * with GW_ERR_QQ_CREDENTIALS_REJECTED (kind `config`) when it refuses them, or

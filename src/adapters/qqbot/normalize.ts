@@ -4,7 +4,8 @@
 import type { Attachment, InboundEvent } from '../../adapters/contract.js';
 import { parseMessage, type MessageEventType, type MessagePayload } from './protocol.js';
 
-export const PLATFORM = 'qqbot';
+/** `InboundEvent.type` of every QQ event; `platform` is the instance that received it. */
+export const TYPE = 'qqbot';
 
 /**
  * The reply context the adapter puts in `InboundEvent.reply` and reads back in `send()`. A type
@@ -21,26 +22,33 @@ export type Normalized =
   { kind: 'message'; event: InboundEvent } | { kind: 'malformed'; reason: string };
 
 /**
- * Turns a message dispatch into an InboundEvent. `botId` (from READY) lets a leading
- * `<@!bot>` mention be cut from guild messages; the text is trimmed either way.
+ * Turns a message dispatch into an InboundEvent of `instance`. `botId` (from READY) lets a
+ * leading `<@!bot>` mention be cut from guild messages; the text is trimmed either way.
  */
 export function normalizeMessage(
   t: MessageEventType,
   d: unknown,
   botId: string | null,
+  instance: string = TYPE,
 ): Normalized {
   const parsed = parseMessage(t, d);
   if (typeof parsed === 'string') return { kind: 'malformed', reason: `${t}: ${parsed}` };
-  return { kind: 'message', event: toEvent(t, parsed, botId) };
+  return { kind: 'message', event: toEvent(t, parsed, botId, instance) };
 }
 
-function toEvent(t: MessageEventType, m: MessagePayload, botId: string | null): InboundEvent {
+function toEvent(
+  t: MessageEventType,
+  m: MessagePayload,
+  botId: string | null,
+  instance: string,
+): InboundEvent {
   const reply: ReplyContext = { msg_id: m.messageId, event_type: t };
   if (m.guildId !== null) reply.guild_id = m.guildId;
   if (m.channelId !== null) reply.channel_id = m.channelId;
   return {
-    id: `${PLATFORM}:${m.messageId}`,
-    platform: PLATFORM,
+    id: `${instance}:${m.messageId}`,
+    platform: instance,
+    type: TYPE,
     chat: { type: m.scene, id: m.targetId },
     sender: m.senderName === null ? { id: m.senderId } : { id: m.senderId, name: m.senderName },
     text: cleanText(m.content, m.scene === 'channel' || m.scene === 'dm' ? botId : null),

@@ -44,8 +44,9 @@ function parseOptions(argv: string[]): FakeQQServerOptions {
   const tokenTtlSec = numberArg(values['token-ttl-sec'], 'token-ttl-sec');
   return {
     controlApi: values['no-control'] !== true,
-    appId: values['app-id'] ?? DEFAULTS.appId,
     clientSecret: values.secret ?? DEFAULTS.clientSecret,
+    // Without --app-id, a unique one (the gateway locks app ids across processes).
+    ...(values['app-id'] !== undefined && { appId: values['app-id'] }),
     ...(values.host !== undefined && { host: values.host }),
     ...(port !== undefined && { port }),
     ...(heartbeatIntervalMs !== undefined && { heartbeatIntervalMs }),

@@ -111,6 +111,17 @@ export const DEFAULTS: Readonly<FakeQQSettings> = Object.freeze({
   controlApi: false,
 });
 
+let fakesStarted = 0;
+
+/**
+ * An app id no other fake of any live process uses (pid and a counter, fixed width): the
+ * gateway locks each app id across processes, so tests running side by side must not share one.
+ */
+export function uniqueAppId(): string {
+  fakesStarted += 1;
+  return `10${String(process.pid).padStart(7, '0')}${String(fakesStarted).padStart(4, '0')}`;
+}
+
 /** Merges options over the defaults, copying nested objects so a fake never shares them. */
 export function resolveSettings(options: FakeQQServerOptions = {}): FakeQQSettings {
   const defined = Object.fromEntries(
@@ -118,6 +129,7 @@ export function resolveSettings(options: FakeQQServerOptions = {}): FakeQQSettin
   ) as FakeQQServerOptions;
   return {
     ...DEFAULTS,
+    appId: uniqueAppId(),
     ...defined,
     bot: { ...DEFAULTS.bot, ...options.bot },
     sessionStartLimit: { ...DEFAULTS.sessionStartLimit, ...options.sessionStartLimit },
