@@ -20,6 +20,7 @@ await test('C2C_MESSAGE_CREATE → c2c event (trimmed text, reply context, https
     assert.deepEqual(event, {
       id: `qqbot:${sent.d.id}`,
       platform: 'qqbot',
+      type: 'qqbot',
       chat: { type: 'c2c', id: 'USER1' },
       sender: { id: 'USER1' },
       text: 'hello there',
