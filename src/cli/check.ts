@@ -1,5 +1,6 @@
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { enabledPlatforms, loadConfig, locateConfig } from '../config/load.js';
+import { checkControlConfig } from '../control/config.js';
 import { EXIT, GatewayError, exitCodeFor, toGatewayError } from '../errors.js';
 import type { CliIo } from './io.js';
 
@@ -17,6 +18,8 @@ export async function checkCommand(
   const file = locateConfig(options.config, io.env);
   try {
     const { config } = loadConfig(file, registry, io.env);
+    // What `run` checks before starting: a config `check` passes must not exit 78 at start.
+    checkControlConfig(config.control, file, io.env);
     const enabled = enabledPlatforms(config);
     if (enabled.length === 0) {
       throw new GatewayError('GW_ERR_NO_PLATFORMS', `${file}: platforms: no platform is enabled`, {

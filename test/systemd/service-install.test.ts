@@ -235,7 +235,9 @@ await test(
       assert.equal(logs.code, 0, logs.stderr);
       const lines = logs.stdout.split('\n').filter((l) => l.trim() !== '');
       const fatal = lines.find((l) =>
-        /hermes-gateway\[\d+\]: .*"msg":"fatal: qqbot: GW_ERR_QQ_CREDENTIALS_REJECTED/.test(l),
+        /hermes-gateway\[\d+\]: error qqbot fatal: qqbot: GW_ERR_QQ_CREDENTIALS_REJECTED: .* \(GW_ERR_QQ_CREDENTIALS_REJECTED\)/.test(
+          l,
+        ),
       );
       assert.ok(fatal, logs.stdout);
       assert.ok(!logs.stdout.includes('starting hermes-gateway'), 'an info line passed -p err');
