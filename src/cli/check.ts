@@ -1,6 +1,7 @@
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { enabledInstances } from '../config/instances.js';
 import { loadConfig, locateConfig } from '../config/load.js';
+import { checkControlConfig } from '../control/config.js';
 import { EXIT, GatewayError, exitCodeFor, toGatewayError } from '../errors.js';
 import type { CliIo } from './io.js';
 
@@ -21,6 +22,8 @@ export async function checkCommand(
   const file = locateConfig(options.config, io.env);
   try {
     const { config } = loadConfig(file, registry, io.env);
+    // What `run` checks before starting: a config `check` passes must not exit 78 at start.
+    checkControlConfig(config.control, file, io.env);
     const enabled = enabledInstances(config.platforms, registry);
     if (enabled.length === 0) {
       throw new GatewayError('GW_ERR_NO_PLATFORMS', `${file}: platforms: no platform is enabled`, {

@@ -18,9 +18,10 @@ export interface CliDeps {
 
 /**
  * Builds the command tree. Each action stores its exit code in `result.code`; commander
- * itself only parses, so no command calls process.exit.
+ * itself only parses, so no command calls process.exit. Exported for the docs test, which
+ * checks every documented command line against it.
  */
-function buildProgram(ctx: CommandContext): Command {
+export function buildProgram(ctx: CommandContext): Command {
   const { registry, io, result } = ctx;
   const program = new Command('hermes-gateway')
     .description(

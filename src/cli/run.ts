@@ -57,7 +57,9 @@ export async function runGateway(
   registry: PlatformRegistry,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const bootLog = createLogger({ level: DEFAULTS.logLevel, env });
+  // Before the config is read: the default format (`auto`), so a config error reaches the
+  // journal as a text line too.
+  const bootLog = createLogger({ level: DEFAULTS.logLevel, format: DEFAULTS.logFormat, env });
   const configFile = locateConfig(options.config, env);
   let loaded: LoadedConfig;
   try {
@@ -83,7 +85,7 @@ export async function runGateway(
     return exitCode;
   }
   const { config } = loaded;
-  const log = createLogger({ level: config.log_level, env });
+  const log = createLogger({ level: config.log_level, format: config.log_format, env });
   const statePath = options.state ?? config.state_file ?? defaultStatePath(env);
   const store = new StateStore({
     path: statePath,

@@ -3,12 +3,14 @@ import type { PlatformRegistry } from '../adapters/platform.js';
 import { controlSchema, type ControlConfig } from '../control/config.js';
 import { handlerSchema, type HandlerConfig } from '../handlers/config.js';
 import { platformsSchema, type InstanceConfig } from './instances.js';
+import { LOG_FORMATS, type LogFormat } from '../log/logger.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
 /** Production defaults of the core's timings, in one place. */
 export const DEFAULTS = {
   logLevel: 'info',
+  logFormat: 'auto',
   shutdownTimeoutMs: 10_000,
   heartbeatIntervalMs: 30_000,
 } as const;
@@ -16,6 +18,8 @@ export const DEFAULTS = {
 export interface GatewayConfig {
   state_file?: string | undefined;
   log_level: (typeof LOG_LEVELS)[number];
+  /** `text` lines for people (journald), `json` for machines; `auto` picks by stdout. */
+  log_format: LogFormat;
   shutdown_timeout_ms: number;
   heartbeat_interval_ms: number;
   handler: HandlerConfig;
@@ -35,6 +39,7 @@ export function buildConfigSchema(
     .object({
       state_file: z.string().min(1).optional(),
       log_level: z.enum(LOG_LEVELS).default(DEFAULTS.logLevel),
+      log_format: z.enum(LOG_FORMATS).default(DEFAULTS.logFormat),
       shutdown_timeout_ms: positiveMs.default(DEFAULTS.shutdownTimeoutMs),
       heartbeat_interval_ms: positiveMs.default(DEFAULTS.heartbeatIntervalMs),
       handler: handlerSchema.default({ type: 'echo' }),

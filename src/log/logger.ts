@@ -1,9 +1,15 @@
+import { fstatSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Level, type Logger } from 'pino';
 import type PinoPretty from 'pino-pretty';
+import { formatTextLine } from './text-format.js';
 
 export type LogLevel = Level;
 export type { Logger };
+
+/** The `log_format` setting: `auto` is `text` when stdout is the journal, JSON otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /**
  * Paths pino blanks out wherever they appear. The Secret wrapper already serialises as
@@ -44,15 +50,43 @@ export interface LoggerOptions {
   env?: NodeJS.ProcessEnv;
   /** Where lines go; stdout by default. Tests pass their own stream. */
   destination?: DestinationStream;
-  /** Forces pretty output on or off; by default only a TTY gets it. */
+  /** Forces pretty output on or off; by default only a TTY gets it (in `auto` JSON mode). */
   pretty?: boolean;
+  /** `log_format`; `auto` by default (the boot logger, before the config is read). */
+  format?: LogFormat;
+}
+
+/**
+ * Whether stdout is journald's stream. systemd sets JOURNAL_STREAM to the `dev:inode` of the
+ * stream it connected (systemd.exec(5)); a child whose stdout was redirected elsewhere inherits
+ * the variable, so the variable alone does not say it, the inode comparison does.
+ */
+export function stdoutIsJournal(env: NodeJS.ProcessEnv, fd = 1): boolean {
+  const match = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!match) return false;
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    return stat.dev === BigInt(match[1]!) && stat.ino === BigInt(match[2]!);
+  } catch {
+    return false;
+  }
+}
+
+/** The format lines are written in: `auto` resolved against where stdout goes. */
+export function resolveLogFormat(format: LogFormat, env: NodeJS.ProcessEnv): 'json' | 'text' {
+  if (format !== 'auto') return format;
+  return stdoutIsJournal(env) ? 'text' : 'json';
 }
 
 /**
  * A destination that prefixes each line with `<N>` by its pino level, so that under journald
- * `journalctl -p err` finds every error line. Each pino write is exactly one line.
+ * `journalctl -p err` finds every error line, then writes it as `format` renders it. Each
+ * pino write is exactly one line, already redacted: both formats get pino's redaction.
  */
-function journalDestination(inner: DestinationStream): DestinationStream {
+function journalDestination(
+  inner: DestinationStream,
+  format: (line: string) => string = (line) => line,
+): DestinationStream {
   const prefixes = new Map<number, string>(
     Object.entries(SYSLOG_PRIORITY).map(([level, prio]) => [
       pino.levels.values[level]!,
@@ -64,7 +98,7 @@ function journalDestination(inner: DestinationStream): DestinationStream {
       // Cheap: pino writes "{"level":30,..." first, so the level is at a fixed offset.
       const match = /^\{"level":(\d+)/.exec(line);
       const prefix = (match && prefixes.get(Number(match[1]))) ?? '<6>';
-      inner.write(prefix + line);
+      inner.write(prefix + format(line));
     },
   };
 }
@@ -87,9 +121,17 @@ function prettyDestination(): DestinationStream | null {
 export function createLogger(options: LoggerOptions): Logger {
   const env = options.env ?? process.env;
   const base = options.destination ?? pino.destination({ dest: 1, sync: true });
-  const pretty = options.pretty ?? (options.destination === undefined && process.stdout.isTTY);
+  const setting = options.format ?? 'auto';
+  const format = resolveLogFormat(setting, env);
+  const pretty =
+    options.pretty ??
+    (setting === 'auto' && options.destination === undefined && process.stdout.isTTY);
   let destination: DestinationStream = base;
-  if (env.JOURNAL_STREAM) destination = journalDestination(base);
+  // The text format is a formatter on the destination, not a transport: no worker thread,
+  // lines stay synchronous and ordered, and a fatal line is out before process.exit.
+  const render = format === 'text' ? formatTextLine : undefined;
+  if (env.JOURNAL_STREAM) destination = journalDestination(base, render);
+  else if (render) destination = { write: (line: string) => base.write(render(line)) };
   else if (pretty) destination = prettyDestination() ?? base;
   return pino(
     {

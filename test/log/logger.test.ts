@@ -30,24 +30,7 @@ await test('createLogger', async (t) => {
     log.error('x');
     assert.ok(raw[0]?.startsWith('{'));
   });
-
-  await t.test(
-    'under journald (JOURNAL_STREAM set), prefixes each line with its syslog priority',
-    () => {
-      const { log, raw } = captureLogger('trace', { JOURNAL_STREAM: '1:1' });
-      log.fatal('f');
-      log.error('e');
-      log.warn('w');
-      log.info('i');
-      log.debug('d');
-      log.trace('t');
-      assert.deepEqual(
-        raw.map((line) => splitPriority(line).priority),
-        [3, 3, 4, 6, 7, 7],
-      );
-      for (const line of raw) JSON.parse(splitPriority(line).body);
-    },
-  );
+  // The <N> prefix of each level, in both formats: text-format.test.ts.
 });
 
 await test('journald priorities end to end', async (t) => {

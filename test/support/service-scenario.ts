@@ -145,6 +145,8 @@ export interface GatewayConfigOptions {
   reconnect?: { backoff_ms: number[]; max_attempts: number };
   /** Merged into `platforms.qqbot` last (e.g. an unknown key). */
   qqbot?: Record<string, unknown>;
+  /** The handler; echo by default. */
+  handler?: Record<string, unknown>;
 }
 
 /** A gateway config (YAML) with one `qqbot` platform pointed at the fake. */
@@ -160,7 +162,7 @@ export function gatewayConfig(options: GatewayConfigOptions): string {
     ...(options.stateFile !== undefined && { state_file: options.stateFile }),
     log_level: options.logLevel ?? 'info',
     shutdown_timeout_ms: 2_000,
-    handler: { type: 'echo' },
+    handler: options.handler ?? { type: 'echo' },
     platforms: {
       qqbot: {
         app_id: fake.endpoints.appId,

@@ -27,6 +27,7 @@ import {
   writeDropIn,
   scenarioSkipReason,
 } from '../support/service-scenario.js';
+import { parseLogLine } from '../support/log-lines.js';
 import { SystemdHarness } from '../support/systemd-harness.js';
 
 const skip = await scenarioSkipReason();
@@ -79,7 +80,7 @@ await test(
         await journalUntil(
           harness,
           unit,
-          (all) => all.some((e) => e.message.includes('"msg":"gateway ended"')),
+          (all) => all.some((e) => parseLogLine(e.message)?.msg === 'gateway ended'),
           'the last line',
         )
       )
@@ -219,10 +220,10 @@ await test(
           )
         ).map((e) => e.message);
         assert.ok(
-          errors.some(
-            (m) =>
-              m.includes('"code":"GW_ERR_QQ_CREDENTIALS_REJECTED"') && m.includes('"exit_code":78'),
-          ),
+          errors.some((m) => {
+            const line = parseLogLine(m);
+            return line?.code === 'GW_ERR_QQ_CREDENTIALS_REJECTED' && line.exit_code === 78;
+          }),
           errors.join('\n'),
         );
         await assertNoSecret(rejectedUnit, statePath, WRONG_SECRET);
@@ -234,7 +235,9 @@ await test(
       assert.equal(logs.code, 0, logs.stderr);
       const lines = logs.stdout.split('\n').filter((l) => l.trim() !== '');
       const fatal = lines.find((l) =>
-        /hermes-gateway\[\d+\]: .*"msg":"fatal: qqbot: GW_ERR_QQ_CREDENTIALS_REJECTED/.test(l),
+        /hermes-gateway\[\d+\]: error qqbot fatal: qqbot: GW_ERR_QQ_CREDENTIALS_REJECTED: .* \(GW_ERR_QQ_CREDENTIALS_REJECTED\)/.test(
+          l,
+        ),
       );
       assert.ok(fatal, logs.stdout);
       assert.ok(!logs.stdout.includes('starting hermes-gateway'), 'an info line passed -p err');

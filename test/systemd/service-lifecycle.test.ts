@@ -32,6 +32,7 @@ import {
   writeDropIn,
   scenarioSkipReason,
 } from '../support/service-scenario.js';
+import { parseLogLine } from '../support/log-lines.js';
 import { SystemdHarness, type JournalEntry } from '../support/systemd-harness.js';
 
 const skip = await scenarioSkipReason();
@@ -54,17 +55,17 @@ const PROPS = [
 ] as const;
 type Props = Record<(typeof PROPS)[number], string>;
 
-/** The gateway's own lines (pino JSON on stdout), parsed, with the entry they came from. */
+/**
+ * The gateway's own lines, parsed, with the entry they came from: under journald the
+ * default `log_format` (auto) writes text lines, read back into the JSON lines' shape.
+ */
 function gatewayLines(
   entries: JournalEntry[],
 ): Array<{ entry: JournalEntry; line: Record<string, unknown> }> {
   return entries.flatMap((entry) => {
-    if (entry.fromManager || !entry.message.startsWith('{')) return [];
-    try {
-      return [{ entry, line: JSON.parse(entry.message) as Record<string, unknown> }];
-    } catch {
-      return [];
-    }
+    if (entry.fromManager) return [];
+    const line = parseLogLine(entry.message);
+    return line ? [{ entry, line }] : [];
   });
 }
 
