@@ -32,24 +32,32 @@ async function attemptGaps(h: QQHarness, attempts: number): Promise<number[]> {
   return times.slice(1).map((at, i) => at - times[i]!);
 }
 
+/**
+ * Asserts gap i is within [shortest × step i − tolerance, step i + slack]: `shortest` is 1
+ * without jitter, 0.75 with it (jitter only shortens, by at most a quarter).
+ */
+function assertPaced(gaps: number[], expected: number[], shortest: number): void {
+  expected.forEach((step, i) => {
+    const gap = gaps[i]!;
+    const all = `(gaps ${gaps.join(', ')} for steps ${expected.join(', ')})`;
+    assert.ok(
+      gap >= shortest * step - EARLY_TOLERANCE_MS,
+      `attempt ${i + 1} came ${gap} ms after the previous, below ${shortest} × its ${step} ms step ${all}`,
+    );
+    assert.ok(
+      gap <= step + LATE_SLACK_MS,
+      `attempt ${i + 1} came ${gap} ms after the previous, far beyond its ${step} ms step ${all}`,
+    );
+  });
+}
+
 await test('jitter off: each reconnect waits its configured step (the last step repeats)', async () => {
   const steps = [40, 80, 160];
   const expected = [40, 80, 160, 160, 160];
   await withHarness(
     { config: { jitter: false, reconnect: { backoff_ms: steps, max_attempts: 10 } } },
     async (h) => {
-      const gaps = await attemptGaps(h, expected.length);
-      expected.forEach((step, i) => {
-        const gap = gaps[i]!;
-        assert.ok(
-          gap >= step - EARLY_TOLERANCE_MS,
-          `attempt ${i + 1} came ${gap} ms after the previous, before its ${step} ms step (gaps ${gaps.join(', ')})`,
-        );
-        assert.ok(
-          gap <= step + LATE_SLACK_MS,
-          `attempt ${i + 1} came ${gap} ms after the previous, far beyond its ${step} ms step`,
-        );
-      });
+      assertPaced(await attemptGaps(h, expected.length), expected, 1);
       // The persisted wait reason is the backoff, attempt by attempt.
       const attempts = h.states
         .filter((d) => d.platforms.qqbot?.detail === 'backoff')
@@ -68,17 +76,7 @@ await test('jitter on: each wait stays within [0.75 × step, step], also at the 
       config: { jitter: true, reconnect: { backoff_ms: steps, max_attempts: 10 } },
       random: () => 0.999_999,
     },
-    async (h) => {
-      const gaps = await attemptGaps(h, expected.length);
-      expected.forEach((step, i) => {
-        const gap = gaps[i]!;
-        assert.ok(
-          gap >= 0.75 * step - EARLY_TOLERANCE_MS,
-          `attempt ${i + 1} came ${gap} ms after the previous, below 0.75 × ${step} ms (gaps ${gaps.join(', ')})`,
-        );
-        assert.ok(gap <= step + LATE_SLACK_MS, `attempt ${i + 1}: ${gap} ms for a ${step} ms step`);
-      });
-    },
+    async (h) => assertPaced(await attemptGaps(h, expected.length), expected, 0.75),
   );
 });
 
@@ -87,15 +85,6 @@ await test('jitter on with Math.random: every wait within [0.75 × step, step + 
   const expected = [100, 200, 200, 200];
   await withHarness(
     { config: { jitter: true, reconnect: { backoff_ms: steps, max_attempts: 10 } } },
-    async (h) => {
-      const gaps = await attemptGaps(h, expected.length);
-      expected.forEach((step, i) => {
-        const gap = gaps[i]!;
-        assert.ok(
-          gap >= 0.75 * step - EARLY_TOLERANCE_MS && gap <= step + LATE_SLACK_MS,
-          `attempt ${i + 1}: ${gap} ms for a ${step} ms step (gaps ${gaps.join(', ')})`,
-        );
-      });
-    },
+    async (h) => assertPaced(await attemptGaps(h, expected.length), expected, 0.75),
   );
 });
