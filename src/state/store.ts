@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import { fsyncDirectory } from '../util/fsync-dir.js';
 import { processStartTime } from '../util/proc.js';
 import {
   STATE_SCHEMA_VERSION,
@@ -152,6 +153,9 @@ export class StateStore {
         this.dirReady = true;
       }
       await writeFileAtomic(this.path, body, { mode: 0o600, fsync: true });
+      // write-file-atomic fsyncs the file, not the rename: without this, a power cut can
+      // bring back the previous document after the gateway went on as if it were written.
+      await fsyncDirectory(dirname(this.path));
       this.writes += 1;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';

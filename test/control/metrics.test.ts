@@ -4,7 +4,7 @@
  * READY, scraped over HTTP.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -19,7 +19,15 @@ import * as shared from '../../src/metrics.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Runner } from '../../src/runner/runner.js';
 import { StateStore } from '../../src/state/store.js';
+import { FakeQQServer } from '../fakes/qq/server.js';
 import { captureLogger, recordingNotifier } from '../support/capture.js';
+import { within } from '../support/deadline.js';
+import {
+  allConnected,
+  killAllChildren,
+  launchGateway,
+  PRODUCT_CLI,
+} from '../support/spawn-gateway.js';
 import { ScriptedAdapter, scriptedSchema } from '../support/scripted-platform.js';
 
 const TOKEN = 'metrics-test-token';
@@ -69,17 +77,89 @@ await test('metrics', async (t) => {
     ]);
   });
 
-  await t.test('the shared set exports what adapters count into', async () => {
+  await t.test('the shared set exports what adapters count into', () => {
+    // What an adapter counts into is what the gateway serves: the test below drives it.
     assert.equal(shared.reconnectsTotal, shared.metrics.reconnectsTotal);
-    shared.reconnectsTotal.inc({ platform: 'qqbot', cause: 'heartbeat_timeout' });
-    const text = await shared.registry.metrics();
-    assert.ok(
-      (sample(
-        text,
-        'hermes_reconnects_total{platform="qqbot",type="qqbot",cause="heartbeat_timeout"}',
-      ) ?? 0) >= 1,
-    );
   });
+});
+
+await test('hermes_reconnects_total counts real reconnects, read over the control API', async (t) => {
+  const fake = await FakeQQServer.start({ heartbeatIntervalMs: 200 });
+  const dir = await mkdtemp(join(tmpdir(), 'hgw-metrics-qq-'));
+  t.after(async () => {
+    killAllChildren();
+    await fake.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const runtime = join(dir, 'runtime');
+  await mkdir(runtime, { recursive: true, mode: 0o700 });
+  const socket = join(runtime, 'hermes-gateway', 'control.sock');
+  const { proc, statePath } = await launchGateway(
+    dir,
+    {
+      platforms: {
+        qqbot: {
+          app_id: fake.settings.appId,
+          client_secret: '${HGW_TEST_QQ_SECRET}',
+          token_url: fake.tokenUrl,
+          api_base: fake.apiBase,
+          reconnect: { backoff_ms: [20], max_attempts: 5, healthy_after_ms: 60_000 },
+          jitter: false,
+        },
+      },
+      control: { listen: socket, token: '${HGW_CONTROL_TOKEN}' },
+    },
+    {
+      XDG_RUNTIME_DIR: runtime,
+      HGW_CONTROL_TOKEN: TOKEN,
+      HGW_TEST_QQ_SECRET: fake.settings.clientSecret,
+    },
+    { cli: PRODUCT_CLI },
+  );
+  const scrape = async (): Promise<string> => {
+    const res = await controlRequest({
+      listen: { kind: 'unix', path: socket },
+      method: 'GET',
+      path: '/metrics',
+      token: TOKEN,
+      timeoutMs: 5_000,
+    });
+    assert.equal(res.status, 200);
+    return res.text;
+  };
+  const reconnects = (text: string, cause: string): number | undefined =>
+    sample(text, `hermes_reconnects_total{platform="qqbot",cause="${cause}"}`);
+  /** Waits for reconnect `attempt` to be connected (the budget is not reset in between). */
+  const connectedAgain = async (attempt: number): Promise<void> => {
+    await fake.until(() => fake.connections.length > attempt, 5_000, `reconnect ${attempt}`);
+    await proc.waitForState(
+      statePath,
+      (d) =>
+        d.platforms.qqbot?.state === 'connected' && d.platforms.qqbot.reconnect_attempt === attempt,
+      `qqbot connected after reconnect ${attempt}`,
+    );
+  };
+
+  await proc.waitForLine((l) => l.msg?.startsWith('control API listening') === true, 'control');
+  await proc.waitForState(statePath, allConnected, 'connected');
+  const before = await scrape();
+  assert.equal(reconnects(before, 'GW_ERR_QQ_CLOSE_4009'), undefined, 'no reconnect yet');
+
+  // The server's periodic kick: close 4009, resumed.
+  fake.closeClient(4009, 'metrics test');
+  await connectedAgain(1);
+  const afterClose = await scrape();
+  assert.equal(reconnects(afterClose, 'GW_ERR_QQ_CLOSE_4009'), 1);
+
+  // A dropped link (no close frame): counted under its own cause.
+  fake.terminateClient();
+  await connectedAgain(2);
+  const afterDrop = await scrape();
+  assert.equal(reconnects(afterDrop, 'GW_ERR_QQ_CLOSE_4009'), 1);
+  assert.equal(reconnects(afterDrop, 'GW_ERR_QQ_CONNECTION_CLOSED'), 1);
+
+  proc.signal('SIGTERM');
+  assert.equal((await proc.waitForExit(10_000)).code, 0);
 });
 
 await test('metrics while events flow through a running gateway', async (t) => {
@@ -203,7 +283,7 @@ await test('metrics while events flow through a running gateway', async (t) => {
       );
 
       runner.stop('test over');
-      assert.equal((await outcome).exitCode, 0);
+      assert.equal((await within(outcome, 5_000, 'the runner to stop')).exitCode, 0);
       await control.close();
       await pipeline.close();
       const final = await metrics.registry.metrics();

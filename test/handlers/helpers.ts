@@ -13,6 +13,7 @@ import type {
   SendResult,
 } from '../../src/adapters/contract.js';
 import type { Handler, Reply } from '../../src/handlers/handler.js';
+import { within } from '../support/deadline.js';
 
 let counter = 0;
 
@@ -120,11 +121,14 @@ export class GatedHandler implements Handler {
     return this.pending.has(id);
   }
 
-  /** Resolves once handle() has been called for `id`. */
-  async waitStarted(id: string): Promise<void> {
-    while (!this.started.some((e) => e.id === id)) {
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
+  /** Resolves once handle() has been called for `id`; rejects after `timeoutMs`. */
+  async waitStarted(id: string, timeoutMs = 5_000): Promise<void> {
+    const started = (async () => {
+      while (!this.started.some((e) => e.id === id)) {
+        await new Promise<void>((resolve) => this.waiters.push(resolve));
+      }
+    })();
+    await within(started, timeoutMs, `the handler to start ${id}`);
   }
 
   release(id: string, replies?: Reply[]): void {

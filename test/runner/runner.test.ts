@@ -20,6 +20,7 @@ import { Runner, type RunOutcome } from '../../src/runner/runner.js';
 import type { StateDocument } from '../../src/state/schema.js';
 import { StateStore } from '../../src/state/store.js';
 import { captureLogger, recordingNotifier, type RecordingNotifier } from '../support/capture.js';
+import { within } from '../support/deadline.js';
 import {
   ScriptedAdapter,
   releaseStuckAdapters,
@@ -107,19 +108,8 @@ function readDoc(path: string): StateDocument {
 }
 
 /** Bounds how long a test waits for the runner to end, so a hang fails instead of stalling. */
-async function ended(h: Pick<Harness, 'outcome'>, timeoutMs = 5_000): Promise<RunOutcome> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`runner did not end within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([h.outcome, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+function ended(h: Pick<Harness, 'outcome'>, timeoutMs = 5_000): Promise<RunOutcome> {
+  return within(h.outcome, timeoutMs, 'the runner to end');
 }
 
 function allConnected(names: string[]) {

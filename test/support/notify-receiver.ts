@@ -7,14 +7,24 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
+// With a second argument (a state file path), the file is read the moment each datagram is
+// received, before anything else: what a supervisor acting on READY=1 would find on disk.
 const RECEIVER = `
 import json, socket, sys, time
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sock.bind(sys.argv[1])
+watched = sys.argv[2] if len(sys.argv) > 2 else None
 print(json.dumps({"bound": True}), flush=True)
 while True:
     data = sock.recv(65536)
-    print(json.dumps({"data": data.decode("utf-8", "replace"), "at": time.time() * 1000}), flush=True)
+    state = None
+    if watched is not None:
+        try:
+            with open(watched, "r", encoding="utf-8") as f:
+                state = f.read()
+        except OSError:
+            state = None
+    print(json.dumps({"data": data.decode("utf-8", "replace"), "at": time.time() * 1000, "state": state}), flush=True)
 `;
 
 export interface Datagram {
@@ -24,6 +34,8 @@ export interface Datagram {
   at: number;
   /** `KEY=value` assignments of the datagram, in order. */
   fields: Array<[string, string]>;
+  /** The watched state file's text as read on receipt (null: not watched or missing). */
+  state: string | null;
 }
 
 function parseFields(data: string): Array<[string, string]> {
@@ -44,9 +56,10 @@ export class NotifyReceiver {
   private bound = false;
   private stderr = '';
 
-  private constructor(dir: string) {
+  private constructor(dir: string, watch: string | undefined) {
     this.path = join(dir, 'notify.sock');
-    this.child = spawn('python3', ['-u', '-c', RECEIVER, this.path], {
+    const args = ['-u', '-c', RECEIVER, this.path, ...(watch === undefined ? [] : [watch])];
+    this.child = spawn('python3', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout!.setEncoding('utf8');
@@ -55,10 +68,20 @@ export class NotifyReceiver {
       this.partial = parts.pop() ?? '';
       for (const part of parts) {
         if (!part) continue;
-        const msg = JSON.parse(part) as { bound?: boolean; data?: string; at?: number };
+        const msg = JSON.parse(part) as {
+          bound?: boolean;
+          data?: string;
+          at?: number;
+          state?: string | null;
+        };
         if (msg.bound) this.bound = true;
         if (msg.data !== undefined) {
-          this.datagrams.push({ data: msg.data, at: msg.at ?? 0, fields: parseFields(msg.data) });
+          this.datagrams.push({
+            data: msg.data,
+            at: msg.at ?? 0,
+            fields: parseFields(msg.data),
+            state: msg.state ?? null,
+          });
         }
       }
     });
@@ -68,9 +91,16 @@ export class NotifyReceiver {
     });
   }
 
-  /** Starts a receiver bound to `dir/notify.sock`; resolves once the socket exists. */
-  static async start(dir: string, timeoutMs = 5_000): Promise<NotifyReceiver> {
-    const receiver = new NotifyReceiver(dir);
+  /**
+   * Starts a receiver bound to `dir/notify.sock`; resolves once the socket exists. With
+   * `watch`, every datagram carries that file's text as read on receipt (`Datagram.state`).
+   */
+  static async start(
+    dir: string,
+    options: { timeoutMs?: number; watch?: string } = {},
+  ): Promise<NotifyReceiver> {
+    const timeoutMs = options.timeoutMs ?? 5_000;
+    const receiver = new NotifyReceiver(dir, options.watch);
     const deadline = Date.now() + timeoutMs;
     while (!receiver.bound) {
       if (receiver.child.exitCode !== null || Date.now() > deadline) {

@@ -15,6 +15,8 @@ import type { StateDocument } from '../../src/state/schema.js';
 
 /** The built test CLI; this file lives beside it in dist/test/support/. */
 export const GATEWAY_CLI = fileURLToPath(new URL('./gateway-cli.js', import.meta.url));
+/** The product's own entry point, as installed (`bin` in package.json). */
+export const PRODUCT_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** One stdout line of the gateway: a pino JSON object (journald prefix removed). */
 export interface LogLine {
@@ -178,6 +180,8 @@ export function splitPriority(line: string): { priority: number | null; body: st
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** The script to run: GATEWAY_CLI (default, with the test platforms) or PRODUCT_CLI. */
+  cli?: string;
 }
 
 /** A running test CLI with its stdout parsed into log lines as they arrive. */
@@ -196,7 +200,7 @@ export class GatewayProcess {
   private readonly waiters = new Set<() => void>();
 
   constructor(args: string[], options: SpawnOptions = {}) {
-    this.child = spawn(process.execPath, [GATEWAY_CLI, ...args], {
+    this.child = spawn(process.execPath, [options.cli ?? GATEWAY_CLI, ...args], {
       env: options.env ?? sandboxEnv(tmpdir()),
       cwd: options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -398,12 +402,16 @@ export async function launchGateway(
   dir: string,
   config: Record<string, unknown>,
   extraEnv: Record<string, string | undefined> = {},
+  options: { cli?: string } = {},
 ): Promise<Launched> {
   await mkdir(dir, { recursive: true });
   const statePath =
     typeof config.state_file === 'string' ? config.state_file : join(dir, 'gateway_state.json');
   const configPath = await writeConfig(dir, { state_file: statePath, ...config });
-  const proc = spawnGateway(['run', '--config', configPath], { env: sandboxEnv(dir, extraEnv) });
+  const proc = spawnGateway(['run', '--config', configPath], {
+    env: sandboxEnv(dir, extraEnv),
+    ...options,
+  });
   return { proc, dir, configPath, statePath };
 }
 

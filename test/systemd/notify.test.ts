@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { concurrent } from '../support/concurrent.js';
 import { isGatewayError } from '../../src/errors.js';
+import type { StateDocument } from '../../src/state/schema.js';
 import { loadNotifier, watchdogPingMs } from '../../src/systemd/notify.js';
 import { NotifyReceiver, field, type Datagram } from '../support/notify-receiver.js';
 import {
@@ -31,7 +32,8 @@ function cleanup(): void {
 async function withReceiver(): Promise<{ receiver: NotifyReceiver; dir: string }> {
   const dir = join(root, `n${++counter}`);
   await mkdir(dir, { recursive: true });
-  const receiver = await NotifyReceiver.start(dir);
+  // launchGateway's default state path in `dir`: read on receipt of every datagram.
+  const receiver = await NotifyReceiver.start(dir, { watch: join(dir, 'gateway_state.json') });
   receivers.push(receiver);
   return { receiver, dir };
 }
@@ -116,6 +118,12 @@ await test('notifications from a running gateway', { concurrency: 2 }, async (t)
         },
       });
       const ready = await receiver.waitFor((d) => has(d, 'READY=1'), 'READY=1');
+      // Order: `running` is on disk before READY=1 leaves (read the moment it arrived), so a
+      // supervisor that acts on READY=1 never finds a state file that says otherwise.
+      assert.ok(ready.state !== null, 'the state file exists when READY=1 arrives');
+      const onDisk = JSON.parse(ready.state) as StateDocument;
+      assert.equal(onDisk.pid, g.proc.pid);
+      assert.equal(onDisk.gateway.state, 'running', 'the state file says running at READY=1');
       const readyStatus = field(ready, 'STATUS') ?? '';
       assert.match(readyStatus, /^running: /);
       assert.match(readyStatus, /\bscripted (starting|connecting|connected|reconnecting)\b/);

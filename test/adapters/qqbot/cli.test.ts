@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { CLOSE_CODE_TABLE, closeErrorCode } from '../../../src/adapters/qqbot/protocol.js';
 import type { StateDocument } from '../../../src/state/schema.js';
 import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
 import { FakeQQServer } from '../../fakes/qq/server.js';
@@ -48,6 +47,8 @@ async function spawnCli(
   qqbot: Json,
   args: string[] = ['run'],
   secret = fake.settings.clientSecret,
+  /** Top-level config keys merged over the defaults below. */
+  top: Json = {},
   timeoutMs = 15_000,
 ): Promise<Child> {
   const statePath = join(dir, 'gateway_state.json');
@@ -55,6 +56,7 @@ async function spawnCli(
     state_file: statePath,
     log_level: 'debug',
     shutdown_timeout_ms: 2_000,
+    ...top,
     platforms: {
       qqbot: {
         enabled: true,
@@ -168,18 +170,41 @@ await test('CLI: the original bug, every reconnect refused → exit 1, fatal GW_
   });
 });
 
-for (const row of CLOSE_CODE_TABLE.filter((r) => r.action === 'fatal')) {
-  await test(`CLI: close ${row.code} (${row.meaning}) → exit 78, fatal ${closeErrorCode(row.code)}`, async () => {
+// Written by hand from the fact sheet (§5: shard, sharding, version, intents, intents not
+// authorized, delisted, banned), never from CLOSE_CODE_TABLE: the table is what is under test.
+const FATAL_CLOSES: ReadonlyArray<readonly [number, string]> = [
+  [4010, 'invalid shard'],
+  [4011, 'sharding required'],
+  [4012, 'invalid API version'],
+  [4013, 'invalid intents'],
+  [4014, 'intents not authorized'],
+  [4914, 'bot offline or delisted'],
+  [4915, 'bot banned'],
+];
+
+for (const [code, meaning] of FATAL_CLOSES) {
+  const errorCode = `GW_ERR_QQ_CLOSE_${code}`;
+  await test(`CLI: close ${code} (${meaning}) → exit 78, fatal ${errorCode}`, async () => {
     await withFake({}, async (fake, dir) => {
       const ready = fake.waitFor('ready', 10_000);
       const { done } = await spawnCli(dir, fake, {});
       await ready;
-      fake.closeClient(row.code, 'scripted');
+      // A gateway that reconnects instead of exiting fails here at once, not at the timeout.
+      const reconnected = fake.waitFor('connection', 15_000).then(
+        (c) => ({ reconnected: c.connectionId }),
+        () => null,
+      );
+      fake.closeClient(code, 'scripted');
+      const first = await Promise.race([done, reconnected]);
+      if (first !== null && 'reconnected' in first) {
+        assert.fail(`connection ${first.reconnected} opened after close ${code}: not fatal`);
+      }
       const run = await done;
       assert.equal(run.code, 78);
       assert.equal(run.state?.gateway.state, 'fatal');
+      assert.equal(run.state?.gateway.exit_code, 78);
       assert.equal(run.state?.platforms.qqbot?.state, 'fatal');
-      assert.equal(run.state?.platforms.qqbot?.last_error?.code, closeErrorCode(row.code));
+      assert.equal(run.state?.platforms.qqbot?.last_error?.code, errorCode);
       assert.equal(run.state?.platforms.qqbot?.last_error?.retryable, false);
       assert.equal(fake.connections.length, 1, 'no reconnect');
     });
@@ -196,6 +221,39 @@ await test('CLI: SIGTERM while connected → exit 0, stopped', async () => {
     assert.equal(run.code, 0);
     assert.equal(run.state?.gateway.state, 'stopped');
     assert.equal(run.state?.platforms.qqbot?.state, 'stopped');
+  });
+});
+
+await test('CLI (the real entry point): an adapter that cannot finish its stop still lets the process exit, stopped, exit 0', async () => {
+  // A peer that never answers the close handshake: the adapter's close waits close_ms (60 s),
+  // far beyond shutdown_timeout_ms. Nothing in the adapter can be aborted faster than that,
+  // so only the runner's forced stop and main.js's process.exit end the process.
+  const shutdownTimeoutMs = 300;
+  await withFake({}, async (fake, dir) => {
+    const ready = fake.waitFor('ready', 10_000);
+    const child = await spawnCli(
+      dir,
+      fake,
+      { timeouts: { rest_ms: 1_000, token_ms: 1_000, close_ms: 60_000 } },
+      ['run'],
+      fake.settings.clientSecret,
+      { shutdown_timeout_ms: shutdownTimeoutMs },
+    );
+    await ready;
+    fake.goHalfOpen();
+    const sentAt = Date.now();
+    child.process.kill('SIGTERM');
+    const run = await child.done;
+    const tookMs = run.exitedAt - sentAt;
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(tookMs >= shutdownTimeoutMs, `exited after ${tookMs} ms, before the deadline`);
+    assert.ok(tookMs < shutdownTimeoutMs + 3_000, `exited after ${tookMs} ms`);
+    assert.equal(run.state?.pid, child.process.pid, "the final state is this process's");
+    assert.equal(run.state?.gateway.state, 'stopped');
+    assert.equal(run.state?.gateway.exit_code, 0);
+    assert.equal(run.state?.platforms.qqbot?.state, 'stopped');
+    assert.equal(run.state?.platforms.qqbot?.last_error?.code, 'GW_ERR_STOP_TIMEOUT');
+    assert.ok(run.lines.some((l) => l.code === 'GW_ERR_STOP_TIMEOUT' && l.level === 50));
   });
 });
 

@@ -1,19 +1,64 @@
 /**
- * One test per row of the close-code table (protocol.ts), plus transport closes and an
- * undocumented code: the fake closes the live connection with the code, and the test checks
- * the action taken (Resume vs Identify counts on the fake, token refresh, wait), the state
- * file at each step, and for fatal rows the runner's exit code and the persisted `fatal`.
+ * Every documented gateway close code, plus transport closes and an undocumented code: the
+ * fake closes the live connection with the code, and the test checks what the adapter DID at
+ * the fake (Resume vs Identify, token refresh, the wait), the state file at each step, and for
+ * fatal codes the runner's exit code and the persisted `fatal`.
+ *
+ * The expected action of each code is written out by hand below, from the fact sheet
+ * (/work/shared/spec/qq-bot-protocol.md §5) and the deliberate deviations documented in
+ * docs/platforms/qqbot.md. It is never derived from CLOSE_CODE_TABLE: a test that reads its
+ * expectations from the table under test passes whatever the table says.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  CLOSE_CODE_TABLE,
-  closeErrorCode,
-  type ReconnectAction,
-} from '../../../src/adapters/qqbot/protocol.js';
+import { CLOSE_CODE_TABLE } from '../../../src/adapters/qqbot/protocol.js';
 import '../../../src/adapters/qqbot/errors.js';
 import { lookupCode } from '../../../src/errors.js';
 import { QQHarness, trail, withHarness } from './harness.js';
+
+type Expected = 'resume' | 'identify' | 'refresh_token' | 'wait' | 'fatal';
+
+/**
+ * By hand, one line per documented code. Fact sheet §5 and docs/platforms/qqbot.md:
+ * 4000 (unconfirmed) keeps the session; 4001/4002 identify instead of the sheet's "fatal
+ * (client bug)", a documented deviation (a one-off corrupt frame recovers, a deterministic
+ * bug still exhausts the budget); 4003/4005 (unconfirmed) identify; 4004 refreshes the token;
+ * 4006/4007 clear the session; 4008 waits, then resumes; 4009 resumes; 4010-4014 fatal;
+ * 4900-4913 identify; 4914/4915 fatal.
+ */
+const EXPECTED: ReadonlyArray<readonly [code: number, action: Expected]> = [
+  [4000, 'resume'],
+  [4001, 'identify'],
+  [4002, 'identify'],
+  [4003, 'identify'],
+  [4004, 'refresh_token'],
+  [4005, 'identify'],
+  [4006, 'identify'],
+  [4007, 'identify'],
+  [4008, 'wait'],
+  [4009, 'resume'],
+  [4010, 'fatal'],
+  [4011, 'fatal'],
+  [4012, 'fatal'],
+  [4013, 'fatal'],
+  [4014, 'fatal'],
+  [4900, 'identify'],
+  [4901, 'identify'],
+  [4902, 'identify'],
+  [4903, 'identify'],
+  [4904, 'identify'],
+  [4905, 'identify'],
+  [4906, 'identify'],
+  [4907, 'identify'],
+  [4908, 'identify'],
+  [4909, 'identify'],
+  [4910, 'identify'],
+  [4911, 'identify'],
+  [4912, 'identify'],
+  [4913, 'identify'],
+  [4914, 'fatal'],
+  [4915, 'fatal'],
+];
 
 /** Closes the live connection with `code` (or drops it for 1006) once connected. */
 async function closeWith(h: QQHarness, code: number): Promise<number> {
@@ -101,6 +146,10 @@ async function expectRefreshToken(h: QQHarness, code: number, errorCode: string)
   assert.equal(h.fake.tokenRequests.length, before + 1, 'exactly one token refresh');
   assert.equal(h.fake.resumes.length, 0);
   assert.equal(h.fake.identifies.length, 2);
+  assert.ok(
+    h.fake.tokenRequests.at(-1)!.at <= h.fake.identifies[1]!.at,
+    'the token was fetched before the second Identify',
+  );
   h.fake.assertNoViolations();
 }
 
@@ -119,7 +168,7 @@ async function expectWait(h: QQHarness, code: number, errorCode: string): Promis
 
 async function expectFatal(h: QQHarness, code: number, errorCode: string): Promise<void> {
   await closeWith(h, code);
-  const outcome = await h.outcome!;
+  const outcome = await h.finished(3_000);
   assert.equal(outcome.exitCode, 78);
   assert.equal(outcome.error?.code, errorCode);
   assert.equal(outcome.error?.retryable, false);
@@ -133,10 +182,7 @@ async function expectFatal(h: QQHarness, code: number, errorCode: string): Promi
   assert.equal(h.fake.connections.length, 1, 'no reconnect after a fatal close');
 }
 
-const EXPECT: Record<
-  ReconnectAction,
-  (h: QQHarness, code: number, errorCode: string) => Promise<void>
-> = {
+const EXPECT: Record<Expected, (h: QQHarness, code: number, errorCode: string) => Promise<void>> = {
   resume: expectResume,
   identify: expectIdentify,
   refresh_token: expectRefreshToken,
@@ -144,13 +190,16 @@ const EXPECT: Record<
   fatal: expectFatal,
 };
 
-for (const row of CLOSE_CODE_TABLE) {
-  await test(`close ${row.code} (${row.meaning}) → ${row.action}`, async () => {
-    const errorCode = closeErrorCode(row.code);
+for (const [code, action] of EXPECTED) {
+  await test(`close ${code} → ${action}`, async () => {
+    const errorCode = `GW_ERR_QQ_CLOSE_${code}`;
+    // The registry's flag decides the exit code (78 vs 1): asserted against the hand-written
+    // expectation, not against the table the registry is built from.
     const info = lookupCode(errorCode);
     assert.ok(info, `${errorCode} is registered`);
-    assert.equal(info.retryable, row.action !== 'fatal');
-    await withHarness({}, (h) => EXPECT[row.action](h, row.code, errorCode));
+    assert.equal(info.retryable, action !== 'fatal', `${errorCode} retryable`);
+    if (action === 'fatal') assert.equal(info.kind, 'platform', `${errorCode} kind`);
+    await withHarness({}, (h) => EXPECT[action](h, code, errorCode));
   });
 }
 
@@ -168,14 +217,11 @@ await test('undocumented close code 4321 → resume, logged with its code', asyn
   });
 });
 
-await test('every row of the table has exactly one action and a registered code', () => {
+await test('the table covers exactly the documented codes, once each', () => {
   const codes = CLOSE_CODE_TABLE.map((r) => r.code);
-  assert.equal(new Set(codes).size, codes.length);
-  for (const code of [
-    4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007, 4008, 4009, 4010, 4011, 4012, 4013, 4014, 4900,
-    4901, 4902, 4903, 4904, 4905, 4906, 4907, 4908, 4909, 4910, 4911, 4912, 4913, 4914, 4915,
-  ]) {
-    assert.ok(codes.includes(code), `close code ${code} is in the table`);
-    assert.ok(lookupCode(closeErrorCode(code)));
-  }
+  assert.equal(new Set(codes).size, codes.length, 'no code twice');
+  assert.deepEqual(
+    [...codes].sort((a, b) => a - b),
+    EXPECTED.map(([code]) => code),
+  );
 });

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readState } from '../../support/spawn-gateway.js';
 import { trail, withHarness, type QQHarness } from './harness.js';
 
 /** Waits for a reconnect attempt persisted with `code`, then lets the fake recover. */
@@ -51,7 +52,7 @@ await test('the original bug: every reconnect refused → fatal GW_ERR_QQ_RECONN
       h.fake.refuseConnections();
       const closedAt = Date.now();
       h.fake.closeClient(4009);
-      const outcome = await h.outcome!;
+      const outcome = await h.finished();
       const elapsed = Date.now() - closedAt;
       assert.equal(outcome.exitCode, 1);
       assert.equal(outcome.error?.code, 'GW_ERR_QQ_RECONNECT_EXHAUSTED');
@@ -86,7 +87,7 @@ await test('quick disconnects right after READY do not reset the budget', async 
       // Every session dies right after READY / RESUMED.
       h.fake.on('ready', () => setImmediate(() => h.fake.closeClient(4009)));
       h.fake.on('resumed', () => setImmediate(() => h.fake.closeClient(4009)));
-      const outcome = await h.outcome!;
+      const outcome = await h.finished();
       assert.equal(outcome.exitCode, 1);
       assert.equal(outcome.error?.code, 'GW_ERR_QQ_RECONNECT_EXHAUSTED');
       assert.ok(trail(h).filter((s) => s.state === 'connected').length >= 3);
@@ -108,17 +109,9 @@ await test('a connection healthy for healthy_after_ms resets the budget', async 
       h.fake.refuseConnections(false);
       const connectedDoc = await h.connected(before);
       assert.equal(h.qq(connectedDoc).reconnect_attempt >= 2, true);
-      await new Promise<void>((resolve) => {
-        // Wait out healthy_after_ms on the fake's own heartbeat records (no blind sleep).
-        const until = Date.now() + 350;
-        const check = (): void => {
-          if (Date.now() >= until) {
-            h.fake.off('heartbeat', check);
-            resolve();
-          }
-        };
-        h.fake.on('heartbeat', check);
-      });
+      // Wait out healthy_after_ms on the fake's own heartbeat records (no blind sleep).
+      const until = Date.now() + 350;
+      await h.fake.until(() => Date.now() >= until, 3_000, 'healthy_after_ms to pass');
       const from = h.mark();
       h.fake.closeClient(4009);
       const doc = await h.waitForState(
@@ -160,7 +153,7 @@ await test('token endpoint rejects the credentials → fatal GW_ERR_QQ_CREDENTIA
   await withHarness({ start: false }, async (h) => {
     h.fake.setTokenFault('bad_credentials');
     h.startRunner();
-    const outcome = await h.outcome!;
+    const outcome = await h.finished();
     assert.equal(outcome.exitCode, 78);
     assert.equal(outcome.error?.code, 'GW_ERR_QQ_CREDENTIALS_REJECTED');
     const final = h.read();
@@ -279,9 +272,52 @@ await test('no READY within ready_ms → GW_ERR_QQ_READY_TIMEOUT, retried', asyn
   );
 });
 
+await test('READY never comes → the state file never says connected, then the budget ends it', async () => {
+  await withHarness(
+    {
+      start: false,
+      fake: { heartbeatIntervalMs: 5_000 },
+      config: { timeouts: { ready_ms: 150 }, reconnect: { max_attempts: 2 } },
+    },
+    async (h) => {
+      // Every Identify goes unanswered: the link goes half-open as it arrives.
+      h.fake.on('frame', (f) => {
+        if ((f.data as { op?: number }).op === 2) h.fake.goHalfOpen();
+      });
+      // Besides the harness's read after every persisted transition, read the file on a tight
+      // poll: whatever an operator could have seen at any moment.
+      const polled: string[] = [];
+      const poll = setInterval(() => {
+        const doc = readState(h.path);
+        const state = doc?.platforms.qqbot?.state;
+        if (state !== undefined && polled.at(-1) !== state) polled.push(state);
+      }, 1);
+      try {
+        h.startRunner();
+        const outcome = await h.finished(10_000);
+        assert.equal(outcome.exitCode, 1);
+        assert.equal(outcome.error?.code, 'GW_ERR_QQ_RECONNECT_EXHAUSTED');
+      } finally {
+        clearInterval(poll);
+      }
+      assert.equal(h.fake.identifies.length, 3, 'one Identify per attempt');
+      const written = trail(h).map((s) => s.state);
+      assert.ok(!written.includes('connected'), `states written: ${written.join(', ')}`);
+      assert.ok(!polled.includes('connected'), `states read: ${polled.join(', ')}`);
+      // The fake wrote READY into a half-open link: the adapter never read it.
+      assert.ok(!h.logs.lines.some((l) => l.msg === 'session ready (READY)'));
+      assert.ok(
+        trail(h).some((s) => s.code === 'GW_ERR_QQ_READY_TIMEOUT'),
+        'the ready timeout was persisted',
+      );
+      assert.equal(h.read().platforms.qqbot?.state, 'fatal');
+    },
+  );
+});
+
 await test('intents the bot may not use → close 4014 → fatal, exit 78', async () => {
   await withHarness({ fake: { forbiddenIntents: 1 << 12 } }, async (h) => {
-    const outcome = await h.outcome!;
+    const outcome = await h.finished();
     assert.equal(outcome.exitCode, 78);
     assert.equal(outcome.error?.code, 'GW_ERR_QQ_CLOSE_4014');
     assert.equal(h.read().platforms.qqbot?.state, 'fatal');

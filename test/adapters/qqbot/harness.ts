@@ -19,6 +19,7 @@ import type { Notifier } from '../../../src/systemd/notify.js';
 import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
 import { FakeQQServer } from '../../fakes/qq/server.js';
 import { captureLogger, type CapturedLog } from '../../support/capture.js';
+import { within } from '../../support/deadline.js';
 
 /** Tiny real timings: every wait of a test is bounded by these. */
 export const TEST_HEARTBEAT_MS = 200;
@@ -234,6 +235,15 @@ export class QQHarness {
   /** Log lines with an error `code`. */
   codes(): string[] {
     return this.logs.lines.flatMap((l) => (typeof l.code === 'string' ? [l.code] : []));
+  }
+
+  /**
+   * Resolves with the runner's outcome once the gateway has ended by itself (a fatal);
+   * rejects after `timeoutMs`, so a gateway that keeps running fails the test by name.
+   */
+  finished(timeoutMs = 5_000): Promise<RunOutcome> {
+    if (this.outcome === null) throw new Error('runner not started');
+    return within(this.outcome, timeoutMs, 'the gateway to end (runner outcome)');
   }
 
   /** Stops the runner (if running) and resolves with its outcome. */

@@ -85,7 +85,7 @@ await test('credentials rejected during a background refresh → fatal GW_ERR_QQ
     async (h) => {
       await h.connected();
       h.fake.setTokenFault('bad_credentials');
-      const outcome = await h.outcome!;
+      const outcome = await h.finished();
       assert.equal(outcome.exitCode, 78);
       assert.equal(outcome.error?.code, 'GW_ERR_QQ_CREDENTIALS_REJECTED');
       const final = h.read();

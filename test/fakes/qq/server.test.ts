@@ -11,7 +11,13 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeQQServer } from './server.js';
 import type { FakeQQServerOptions } from './options.js';
+import { within } from '../../support/deadline.js';
 import { RawClient, fetchToken } from './raw-client.js';
+
+/** The client's close, bounded: a socket the fake never closes fails the test by name. */
+function closeOf(client: RawClient): RawClient['closed'] {
+  return within(client.closed, 5_000, 'the client socket to close');
+}
 
 const C2C_INTENT = 1 << 25;
 /** No test may hang the run, whatever the fake does wrong. */
@@ -259,7 +265,7 @@ await test(
     fake.dispatch('C2C_MESSAGE_CREATE', { id: 'm2', content: 'a' });
     assert.equal((await first.next()).s, 2);
     fake.terminateClient();
-    await first.closed;
+    await closeOf(first);
 
     // Sent while nobody is connected: buffered for the session.
     const missed = [
@@ -302,7 +308,7 @@ await test(
     await unknown.next();
     unknown.send({ op: 6, d: { token: `QQBot ${token}`, session_id: 'nope', seq: 1 } });
     assert.deepEqual(await unknown.next(), { op: 9, d: false });
-    assert.equal((await unknown.closed).code, 4006);
+    assert.equal((await closeOf(unknown)).code, 4006);
     fake.assertNoViolations();
 
     const first = await RawClient.identified(fake.wsUrl, token);
@@ -311,7 +317,7 @@ await test(
     const ahead = await RawClient.connect(fake.wsUrl);
     await ahead.next();
     ahead.send({ op: 6, d: { token: `QQBot ${token}`, session_id: sessionId, seq: 99 } });
-    assert.equal((await ahead.closed).code, 4007);
+    assert.equal((await closeOf(ahead)).code, 4007);
     assert.deepEqual(
       fake.violations.map((v) => v.kind),
       ['resume-seq-ahead'],
@@ -362,7 +368,7 @@ await test(
   async (t) => {
     const fake = await startFake(t, { heartbeatIntervalMs: 20, heartbeatDeadlineMs: 80 });
     const client = await RawClient.identified(fake.wsUrl, await tokenOf(fake));
-    const closed = await client.closed;
+    const closed = await closeOf(client);
     assert.equal(closed.code, 4009);
     assert.deepEqual(
       fake.violations.map((v) => v.kind),
@@ -390,7 +396,7 @@ await test(
     fresh.send({ op: 6, d: { token: `QQBot ${token}`, session_id: sessionId, seq: 1 } });
     assert.equal((await fresh.next()).s, buffered.s);
     assert.equal((await fresh.next()).t, 'RESUMED');
-    assert.equal((await zombie.closed).code, 1006); // the fake drops the abandoned socket
+    assert.equal((await closeOf(zombie)).code, 1006); // the fake drops the abandoned socket
     fake.assertNoViolations();
   },
 );
@@ -407,7 +413,7 @@ await test(
       const client = await RawClient.connect(fake.wsUrl);
       await client.next();
       for (const frame of frames) client.send(frame);
-      return (await client.closed).code;
+      return (await closeOf(client)).code;
     };
     const identify = (d: Record<string, unknown>): unknown => ({
       op: 2,
@@ -444,22 +450,22 @@ await test(
 
     let client = await RawClient.identified(fake.wsUrl, token);
     fake.closeClient(4009, 'Session timed out');
-    assert.deepEqual(await client.closed, { code: 4009, reason: 'Session timed out' });
+    assert.deepEqual(await closeOf(client), { code: 4009, reason: 'Session timed out' });
 
     client = await RawClient.identified(fake.wsUrl, token);
     fake.terminateClient();
-    assert.equal((await client.closed).code, 1006);
+    assert.equal((await closeOf(client)).code, 1006);
 
     client = await RawClient.identified(fake.wsUrl, token);
     fake.sendReconnect();
     assert.deepEqual(await client.next(), { op: 7 });
-    assert.equal((await client.closed).code, 4009);
+    assert.equal((await closeOf(client)).code, 4009);
 
     client = await RawClient.identified(fake.wsUrl, token);
     const sessionId = fake.currentSessionId;
     fake.sendInvalidSession(false);
     assert.deepEqual(await client.next(), { op: 9, d: false });
-    assert.equal((await client.closed).code, 4903);
+    assert.equal((await closeOf(client)).code, 4903);
     assert.equal(fake.currentSessionId, null);
     assert.throws(() => fake.dispatch('X', {}), /no gateway session/);
     assert.notEqual(sessionId, null);
@@ -602,7 +608,7 @@ await test(
     await fake.waitFor('violation');
     assert.equal((await early.next()).op, 10);
     early.ws.send(Buffer.from([1, 2, 3]), { binary: true });
-    assert.equal((await early.closed).code, 4002);
+    assert.equal((await closeOf(early)).code, 4002);
     assert.deepEqual(
       fake.violations.map((v) => v.kind),
       ['frame-before-hello', 'binary-frame'],
@@ -617,7 +623,7 @@ await test('close() rejects pending waits and leaves the port closed', T, async 
   const pending = fake.waitFor('identify', 10_000);
   await fake.close();
   await assert.rejects(pending, (err: Error & { code?: string }) => err.code === 'FAKE_QQ_CLOSED');
-  assert.equal((await client.closed).code, 1006);
+  assert.equal((await closeOf(client)).code, 1006);
   await assert.rejects(fetch(fake.tokenUrl, { method: 'POST' }));
   await assert.rejects(
     fake.waitFor('token', 10),
@@ -656,6 +662,6 @@ await test(
     child.kill('SIGTERM');
     const [code] = (await exited) as [number | null];
     assert.equal(code, 0);
-    await client.closed;
+    await closeOf(client);
   },
 );
