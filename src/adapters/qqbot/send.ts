@@ -10,6 +10,7 @@ import { GatewayError, isGatewayError } from '../../errors.js';
 import { sleep } from '../../util/backoff.js';
 import { pathSegmentProblem } from '../../util/path-segment.js';
 import { RecentMap } from '../../util/recent.js';
+import { codePointLength, splitText } from '../../util/split-text.js';
 import { readReplyContext } from './normalize.js';
 import {
   SEND_CODE_ACTIONS,
@@ -61,27 +62,6 @@ function classify(answer: SendAnswer): Verdict {
   }
 }
 
-/** Splits text into chunks of at most `max` code points, preferring line then word breaks. */
-export function splitText(text: string, max: number): string[] {
-  const chars = Array.from(text);
-  const chunks: string[] = [];
-  let start = 0;
-  while (start < chars.length) {
-    let end = Math.min(start + max, chars.length);
-    if (end < chars.length) {
-      const window = chars.slice(start, end);
-      let cut = window.lastIndexOf('\n');
-      if (cut < max / 2) cut = window.lastIndexOf(' ');
-      if (cut >= max / 2) end = start + cut + 1;
-    }
-    const chunk = chars.slice(start, end).join('').trimEnd();
-    // The platform refuses empty content (50006): whitespace-only pieces are not sent.
-    if (chunk.trim() !== '') chunks.push(chunk);
-    start = end;
-  }
-  return chunks;
-}
-
 export class Sender {
   private readonly seqs = new RecentMap<string, number>(MSG_SEQ_MEMORY);
   private readonly random: () => number;
@@ -111,7 +91,8 @@ export class Sender {
     }
     const path = sendPath(scene, message.chat.id);
     const reply = readReplyContext(message.reply);
-    const chunks = splitText(message.text, this.options.maxTextLength);
+    // QQ counts characters (code points); clusters are never cut (src/util/split-text.ts).
+    const chunks = splitText(message.text, this.options.maxTextLength, codePointLength);
     const ids: string[] = [];
     for (const chunk of chunks) {
       try {
