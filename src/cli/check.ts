@@ -8,7 +8,11 @@ export interface CheckOptions {
   probe?: boolean | undefined;
 }
 
-/** `check`: validates the config (and with --probe, the credentials); exit 0 or 78. */
+/**
+ * `check`: validates the config (and with --probe, the credentials). Exit 0 valid (and
+ * accepted); 78 the config or the credentials are rejected; 1 the probe could not tell (the
+ * token endpoint answered 5xx, timed out or was unreachable, or the probe broke).
+ */
 export async function checkCommand(
   options: CheckOptions,
   registry: PlatformRegistry,
@@ -27,7 +31,16 @@ export async function checkCommand(
       for (const name of enabled) {
         const def = registry.get(name)!;
         if (def.probe) {
-          await def.probe(config.platforms[name]!);
+          try {
+            await def.probe(config.platforms[name]!);
+          } catch (err) {
+            const error = toGatewayError(err, 'GW_ERR_INTERNAL');
+            io.err(`error ${error.code}: ${name}: ${error.message}`);
+            // Only a refusal is a verdict; anything else means the answer is unknown.
+            return error.kind === 'config' || error.kind === 'platform'
+              ? EXIT.CONFIG
+              : EXIT.RETRYABLE;
+          }
           io.out(`${name}: credentials accepted`);
         }
       }

@@ -295,3 +295,24 @@ await test('CLI: chat ids the platform cannot have are refused by /send and `sen
     assert.equal((await child.done).code, 0);
   });
 });
+
+await test('CLI: check --probe exits 1 when it cannot tell (token endpoint 5xx, timeout, malformed, unreachable)', async () => {
+  await withFake({}, async (fake, dir) => {
+    for (const fault of ['http500', 'timeout', 'malformed_json'] as const) {
+      fake.setTokenFault(fault);
+      const run = await (await spawnCli(dir, fake, {}, ['check', '--probe'])).done;
+      assert.equal(run.code, 1, `${fault}: ${run.stderr}`);
+      assert.match(run.stderr, /^error GW_ERR_QQ_TOKEN_FAILED:/m, fault);
+    }
+    fake.setTokenFault('none', 0);
+    // Nothing listens there any more: connection refused.
+    const closed = await FakeQQServer.start({});
+    const unreachable = closed.tokenUrl;
+    await closed.close();
+    const run = await (
+      await spawnCli(dir, fake, { token_url: unreachable }, ['check', '--probe'])
+    ).done;
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /^error GW_ERR_QQ_TOKEN_FAILED:/m);
+  });
+});
