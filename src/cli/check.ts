@@ -11,8 +11,10 @@ export interface CheckOptions {
 }
 
 /**
- * `check`: validates the config (and with --probe, the credentials); exit 0 or 78. Two
- * instances using one credential are refused here too (loadConfig), with the run's code.
+ * `check`: validates the config (and with --probe, the credentials). Exit 0 valid (and
+ * accepted); 78 the config or the credentials are rejected (two instances using one
+ * credential included, refused by loadConfig with the run's code); 1 the probe could not
+ * tell (the token endpoint answered 5xx, timed out or was unreachable, or the probe broke).
  */
 export async function checkCommand(
   options: CheckOptions,
@@ -33,7 +35,16 @@ export async function checkCommand(
     if (options.probe) {
       for (const { name, definition, config: settings } of enabled) {
         if (definition.probe) {
-          await definition.probe(settings);
+          try {
+            await definition.probe(settings);
+          } catch (err) {
+            const error = toGatewayError(err, 'GW_ERR_INTERNAL');
+            io.err(`error ${error.code}: ${name}: ${error.message}`);
+            // Only a refusal is a verdict; anything else means the answer is unknown.
+            return error.kind === 'config' || error.kind === 'platform'
+              ? EXIT.CONFIG
+              : EXIT.RETRYABLE;
+          }
           io.out(`${name}: credentials accepted`);
         }
       }

@@ -61,9 +61,16 @@ export function buildProgram(ctx: CommandContext): Command {
 
   program
     .command('check')
-    .description('validate the config; exit 0 when valid, 78 when not')
+    .description(
+      'validate the config (with --probe, the credentials); exit 0 valid, 78 rejected, 1 could not tell',
+    )
     .option('-c, --config <path>', 'config file')
-    .addOption(new Option('--probe', 'also ask each platform whether the credentials are accepted'))
+    .addOption(
+      new Option(
+        '--probe',
+        'also ask each platform whether the credentials are accepted (exit 0 accepted, 78 rejected, 1 could not tell)',
+      ),
+    )
     .action(async (opts: { config?: string; probe?: boolean }) => {
       result.code = await checkCommand(opts, registry, io);
     });

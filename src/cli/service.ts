@@ -13,7 +13,8 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
   const fail = (err: unknown): void => {
     const error = toGatewayError(err, 'GW_ERR_SYSTEMCTL_FAILED');
     io.err(`error ${error.code}: ${error.message}`);
-    result.code = 1;
+    // A path the unit cannot hold is fixed by moving the file, not by trying again.
+    result.code = error.code === 'GW_ERR_UNIT_PATH_UNSAFE' ? EXIT.CONFIG : 1;
   };
 
   program

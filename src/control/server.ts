@@ -133,6 +133,10 @@ function deliveryError(err: unknown): HttpError {
       cause_code: error.code,
     });
   }
+  // An id the platform cannot have was refused before any request: the caller's mistake.
+  if (error.details.invalid_chat_id === true) {
+    return new HttpError(400, error.code, error.message);
+  }
   switch (error.code) {
     case 'GW_ERR_DELIVERY_TIMEOUT':
       return new HttpError(504, error.code, error.message);

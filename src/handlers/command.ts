@@ -42,7 +42,10 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
  * Runs `argv` (no shell) with the event as one line of JSON on stdin; its stdout, without
  * trailing whitespace, is the reply (empty: no reply). The command runs in its own process
  * group, so on a timeout, an oversized output or a stop, the whole group gets SIGTERM and,
- * after `kill_grace_ms`, SIGKILL. `handle` settles only once the child has exited.
+ * after `kill_grace_ms`, SIGKILL. The command's exit decides the outcome: once it exited,
+ * its output is read until the pipes close or `output_drain_ms` passed, whichever is first;
+ * then what is left of its group (a descendant holding stdout) is killed. `handle` settles
+ * only once the child has exited.
  */
 export function createCommandHandler(config: CommandHandlerConfig, _deps: HandlerDeps): Handler {
   const [file, ...args] = config.argv as [string, ...string[]];
@@ -67,6 +70,7 @@ export function createCommandHandler(config: CommandHandlerConfig, _deps: Handle
         let exited = false;
         let killing = false;
         let graceTimer: NodeJS.Timeout | null = null;
+        let drainTimer: NodeJS.Timeout | null = null;
         let settled = false;
 
         const stop = (why: GatewayError): void => {
@@ -100,6 +104,7 @@ export function createCommandHandler(config: CommandHandlerConfig, _deps: Handle
           settled = true;
           clearTimeout(timer);
           if (graceTimer !== null) clearTimeout(graceTimer);
+          if (drainTimer !== null) clearTimeout(drainTimer);
           signal.removeEventListener('abort', onAbort);
           // Whatever of the group outlived its leader gets no grace period.
           if (killing) killGroup(child.pid, 'SIGKILL');
@@ -132,7 +137,19 @@ export function createCommandHandler(config: CommandHandlerConfig, _deps: Handle
 
         child.on('exit', () => {
           exited = true;
-          if (killing) destroyStreams();
+          if (killing) {
+            destroyStreams();
+            return;
+          }
+          // The command is done: its timeout no longer applies, only a bounded drain of
+          // what it wrote. A descendant that inherited stdout would otherwise keep 'close'
+          // from ever coming.
+          clearTimeout(timer);
+          drainTimer = setTimeout(() => {
+            killing = true;
+            killGroup(child.pid, 'SIGKILL');
+            destroyStreams();
+          }, config.output_drain_ms);
         });
         child.on('error', (err: NodeJS.ErrnoException) => {
           // Only a failed spawn gets here before 'close'; a kill failure is ignored above.

@@ -36,6 +36,11 @@ export const DEFAULTS = {
     timeoutMs: 30_000,
     killGraceMs: 2_000,
     maxOutputBytes: 64 * 1024,
+    /**
+     * After the command exits, its output is read for at most this long: a descendant that
+     * inherited stdout and lives on must not turn a finished command into a timeout.
+     */
+    outputDrainMs: 1_000,
   },
 } as const;
 
@@ -119,6 +124,7 @@ export const commandHandlerSchema = z
     timeout_ms: ms.default(DEFAULTS.command.timeoutMs),
     kill_grace_ms: ms.default(DEFAULTS.command.killGraceMs),
     max_output_bytes: bytes.default(DEFAULTS.command.maxOutputBytes),
+    output_drain_ms: ms.default(DEFAULTS.command.outputDrainMs),
   })
   .strict();
 

@@ -48,6 +48,8 @@ export class Runner implements HostRunner {
   private readonly hosts: AdapterHost[];
   private readonly options: RunnerOptions;
   private ending: Ending | null = null;
+  /** Errors fail() has seen, so a repeat of one is not logged again. */
+  private readonly reported = new WeakSet<GatewayError>();
   private finished: Promise<RunOutcome> | null = null;
   private resolveOutcome!: (outcome: RunOutcome) => void;
   private readonly outcome: Promise<RunOutcome>;
@@ -97,6 +99,10 @@ export class Runner implements HostRunner {
    * logged. `host` is null for process-level failures (uncaught exception, state write).
    */
   fail(error: GatewayError, host: AdapterHost | null = null): void {
+    // The same error reported again (a broken state store rejects every later commit with
+    // it) is the fatal already being handled: one fatal, one error line.
+    if (this.reported.has(error)) return;
+    this.reported.add(error);
     if (this.ending !== null) {
       this.log.error(
         { code: error.code, platform: host?.name, retryable: error.retryable },
@@ -174,6 +180,8 @@ export class Runner implements HostRunner {
       this.moveGateway('fatal', reason, exitCode);
       this.log.error(
         {
+          // The facts (path, errno, close code...) go on the one error line of the fatal.
+          ...error.details,
           code: error.code,
           platform: ending.host?.name,
           retryable: error.retryable,

@@ -1,10 +1,11 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { fsyncDirectory } from '../util/fsync-dir.js';
 import { processStartTime } from '../util/proc.js';
+import { makeDirectory } from '../util/mkdir.js';
 import {
   STATE_SCHEMA_VERSION,
   type GatewayStatus,
@@ -149,7 +150,7 @@ export class StateStore {
     if (this.failure) throw this.failure;
     try {
       if (!this.dirReady) {
-        await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+        await makeDirectory(dirname(this.path), 0o700);
         this.dirReady = true;
       }
       await writeFileAtomic(this.path, body, { mode: 0o600, fsync: true });
@@ -164,7 +165,8 @@ export class StateStore {
         `cannot write state file ${this.path}: ${code}`,
         { cause: err, details: { path: this.path, errno: code, write_seq: seq } },
       );
-      this.log.error(
+      // warn: the caller that ends the gateway over it logs the one error line (with errno).
+      this.log.warn(
         { code: this.failure.code, path: this.path, errno: code },
         this.failure.message,
       );

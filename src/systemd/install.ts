@@ -28,14 +28,46 @@ export interface RenderValues {
   config: string;
 }
 
-/** Fills the template's @NODE@, @CLI@ and @CONFIG@ with absolute paths. */
+function unsafePath(path: string, what: string, why: string): GatewayError {
+  return new GatewayError(
+    'GW_ERR_UNIT_PATH_UNSAFE',
+    `the ${what} path ${JSON.stringify(path)} ${why}; a unit file cannot hold it safely: move it`,
+    { details: { path, what } },
+  );
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * One ExecStart= word (systemd.service(5) "Command lines", systemd.unit(5) "Specifiers"):
+ * specifiers are resolved first (`%` → `%%`), then the line is split into words, where a
+ * double-quoted word takes C escapes (`\\`, `\"`); in arguments `$` expands variables
+ * (`$` → `$$`), in the executable it does not. A newline would end the line and start a
+ * directive of its own, so control characters are refused, not escaped.
+ */
+function execWord(path: string, what: string, executable: boolean): string {
+  if (CONTROL.test(path)) throw unsafePath(path, what, 'contains a newline or control character');
+  // systemd refuses an executable name with these even when escaped ("special characters").
+  if (executable && /["\\]/.test(path)) throw unsafePath(path, what, 'contains " or \\');
+  let word = path.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('%', '%%');
+  if (!executable) word = word.replaceAll('$', '$$$$');
+  return word === path && !/[\s';]/.test(path) ? path : `"${word}"`;
+}
+
+/**
+ * Fills the template's @NODE@, @CLI@ and @CONFIG@ with absolute paths, escaped for
+ * ExecStart=. Throws GW_ERR_UNIT_PATH_UNSAFE (exit 78) for a path no unit file can hold.
+ */
 export function renderUnit(template: string, values: RenderValues): string {
-  // systemd splits ExecStart= on spaces; quote paths that contain them.
-  const quote = (path: string): string => (/\s/.test(path) ? `"${path}"` : path);
+  const node = execWord(values.node, 'node', true);
+  const cli = execWord(values.cli, 'CLI', false);
+  const config = execWord(values.config, 'config', false);
+  // Functions, not strings: a replacement string would read `$$` as `$` and undo the escape.
   const body = template
-    .replaceAll('@NODE@', quote(values.node))
-    .replaceAll('@CLI@', quote(values.cli))
-    .replaceAll('@CONFIG@', quote(values.config));
+    .replaceAll('@NODE@', () => node)
+    .replaceAll('@CLI@', () => cli)
+    .replaceAll('@CONFIG@', () => config);
   return `${UNIT_MARKER}\n${body}`;
 }
 

@@ -8,6 +8,8 @@ registerErrorCodes({
   GW_ERR_SYSTEMCTL_FAILED: { kind: 'config', retryable: false },
   /** `install` found a unit it did not write and was not given --force. */
   GW_ERR_UNIT_FOREIGN: { kind: 'config', retryable: false },
+  /** `install`: a path for ExecStart= with a newline or control character (exit 78). */
+  GW_ERR_UNIT_PATH_UNSAFE: { kind: 'config', retryable: false },
 });
 
 export interface CommandResult {

@@ -128,7 +128,7 @@ await test('hermes_reconnects_total counts real reconnects, read over the contro
     return res.text;
   };
   const reconnects = (text: string, cause: string): number | undefined =>
-    sample(text, `hermes_reconnects_total{platform="qqbot",cause="${cause}"}`);
+    sample(text, `hermes_reconnects_total{platform="qqbot",type="qqbot",cause="${cause}"}`);
   /** Waits for reconnect `attempt` to be connected (the budget is not reset in between). */
   const connectedAgain = async (attempt: number): Promise<void> => {
     await fake.until(() => fake.connections.length > attempt, 5_000, `reconnect ${attempt}`);

@@ -48,15 +48,44 @@ async function waitDead(pid: number, timeoutMs = 2_000): Promise<boolean> {
   return isDead(pid);
 }
 
-/** A script that starts a grandchild in its own group, writes both pids to `file`, and hangs. */
+/**
+ * A script that starts a grandchild in its own group, writes both pids to `file`, and hangs.
+ * The pids go to a temp file renamed into place, so `file` existing means it is complete.
+ */
 function hangingFamily(file: string, ignoreTerm = false): string {
   return `
     const { spawn } = require('node:child_process');
     const fs = require('node:fs');
     ${ignoreTerm ? "process.on('SIGTERM', () => {});" : ''}
     const grandchild = spawn(process.execPath, ['-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"], { stdio: 'ignore' });
-    fs.writeFileSync(${JSON.stringify(file)}, JSON.stringify([process.pid, grandchild.pid]));
+    fs.writeFileSync(${JSON.stringify(`${file}.tmp`)}, JSON.stringify([process.pid, grandchild.pid]));
+    fs.renameSync(${JSON.stringify(`${file}.tmp`)}, ${JSON.stringify(file)});
     setInterval(() => {}, 1000);
+  `;
+}
+
+/** Waits until `file` (written by a child with a rename) exists; fails the test by name. */
+async function waitForFile(file: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) assert.fail(`${file} did not appear within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * A command that starts a descendant sharing its stdout (in its group, not a new session),
+ * writes the descendant's pid to `file`, prints `reply` and exits with `code`: the
+ * descendant keeps the pipe open forever.
+ */
+function exitsLeavingHolder(file: string, reply: string, code: number): string {
+  return `
+    const { spawn } = require('node:child_process');
+    const fs = require('node:fs');
+    const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: ['ignore', 'inherit', 'ignore'] });
+    fs.writeFileSync(${JSON.stringify(`${file}.tmp`)}, String(holder.pid));
+    fs.renameSync(${JSON.stringify(`${file}.tmp`)}, ${JSON.stringify(file)});
+    process.stdout.write(${JSON.stringify(reply)}, () => process.exit(${code}));
   `;
 }
 
@@ -200,14 +229,52 @@ await test('command handler with real child processes', async (t) => {
     });
     const controller = new AbortController();
     const pending = handler.handle(makeEvent(), controller.signal);
-    const deadline = Date.now() + 5_000;
-    while (!existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitForFile(file);
     controller.abort();
     await rejectsWith(pending, 'GW_ERR_HANDLER_CANCELLED');
     const [child, grandchild] = JSON.parse(readFileSync(file, 'utf8')) as [number, number];
     assert.ok(isDead(child));
     assert.ok(await waitDead(grandchild));
   });
+
+  await t.test(
+    'a command that exits 0 while a descendant holds stdout: its reply, within the drain bound',
+    async () => {
+      const file = join(dir, 'holder-ok.pid');
+      // The default output_drain_ms (1 s) applies: far below the command timeout.
+      const handler = createCommandHandler(
+        config(exitsLeavingHolder(file, 'done\n', 0), { timeout_ms: 20_000 }),
+        { log },
+      );
+      const started = performance.now();
+      const replies = await handler.handle(makeEvent(), signal);
+      const elapsed = performance.now() - started;
+      assert.deepEqual(replies, [{ text: 'done' }]);
+      assert.ok(elapsed < 10_000, `took ${elapsed} ms`);
+      // The holder was in the command's process group: killed once the drain ended.
+      assert.ok(await waitDead(Number(readFileSync(file, 'utf8'))), 'the holder is dead');
+    },
+  );
+
+  await t.test(
+    'a command that exits non-zero while a descendant holds stdout: GW_ERR_HANDLER_COMMAND_EXIT',
+    async () => {
+      const file = join(dir, 'holder-fail.pid');
+      const handler = createCommandHandler(
+        config(exitsLeavingHolder(file, 'partial', 4), {
+          timeout_ms: 20_000,
+          output_drain_ms: 100,
+        }),
+        { log },
+      );
+      const err = await rejectsWith(
+        handler.handle(makeEvent(), signal),
+        'GW_ERR_HANDLER_COMMAND_EXIT',
+      );
+      assert.equal(err.details.exit_code, 4);
+      assert.ok(await waitDead(Number(readFileSync(file, 'utf8'))), 'the holder is dead');
+    },
+  );
 
   await t.test('argv is not run through a shell', async () => {
     const handler = createCommandHandler(
@@ -230,5 +297,6 @@ await test('command config', async (t) => {
     assert.equal(parsed.timeout_ms, 30_000);
     assert.equal(parsed.kill_grace_ms, 2_000);
     assert.equal(parsed.max_output_bytes, 65_536);
+    assert.equal(parsed.output_drain_ms, 1_000);
   });
 });

@@ -389,8 +389,10 @@ await test('Runner: the state file', async (t) => {
       const outcome = await ended(h);
       assert.equal(outcome.exitCode, 70);
       assert.equal(outcome.error?.code, 'GW_ERR_STATE_WRITE');
-      const line = h.logs.lines.find((l) => l.code === 'GW_ERR_STATE_WRITE' && l.path === h.path);
-      assert.ok(line, 'an error line names the code and the path');
+      const errors = h.logs.lines.filter((l) => l.code === 'GW_ERR_STATE_WRITE' && l.level === 50);
+      assert.equal(errors.length, 1, 'one fatal, one error line');
+      const line = errors[0]!;
+      assert.equal(line.path, h.path, 'the error line names the code and the path');
       assert.equal(line.level, 50);
       assert.equal(line.errno, 'ENOTDIR');
       const fatal = h.logs.lines.find((l) => l.code === 'GW_ERR_STATE_WRITE' && l.exit_code === 70);

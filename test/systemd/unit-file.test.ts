@@ -5,11 +5,14 @@
  * down, exit 1 is restarted; the hardening is in force).
  */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { renderUnit } from '../../src/systemd/install.js';
+import { GatewayError } from '../../src/errors.js';
+import { runGatewayCli, sandboxEnv, stderrCode } from '../support/spawn-gateway.js';
 import { HARNESS_SCRIPT, SystemdHarness, run } from '../support/systemd-harness.js';
 
 const REPO = dirname(dirname(HARNESS_SCRIPT));
@@ -24,6 +27,13 @@ interface Setting {
   value: string;
   line: number;
 }
+
+/** A directory name with what ExecStart= treats specially: spaces, %, $, quotes, backslash. */
+const WEIRD_DIR = 'we ird %z %h $HOME ${USER} "dq" \'sq\' back\\slash; x';
+/** Node's ESM loader refuses a backslash in a module path: the CLI's directory has none. */
+const WEIRD_CLI_DIR = 'cli dir %z %h $HOME ${USER} "dq" \'sq\'; x';
+/** The executable itself may not hold quotes or backslashes (systemd refuses those). */
+const WEIRD_NODE_DIR = 'node dir %z $HOME';
 
 function settings(text: string): Setting[] {
   const out: Setting[] = [];
@@ -119,8 +129,55 @@ await test(
     assert.notEqual((await verify(missingNode)).code, 0);
     const typo = await verify(good.replace('Restart=on-failure', 'Restart=on-failur'));
     assert.match(typo.output, /restart specifier/);
+
+    // What `install` renders from paths with spaces, specifiers (% with an unknown letter is
+    // an error to systemd), variables, quotes and backslashes still verifies cleanly.
+    const weird = join(dir, WEIRD_DIR);
+    await mkdir(weird, { recursive: true });
+    const nodeDir = join(dir, WEIRD_NODE_DIR);
+    await mkdir(nodeDir);
+    await symlink(process.execPath, join(nodeDir, 'node'));
+    await writeFile(join(weird, 'main.js'), '');
+    const escaped = renderUnit(TEMPLATE, {
+      node: join(nodeDir, 'node'),
+      cli: join(weird, 'main.js'),
+      config: join(weird, 'config.yaml'),
+    });
+    assert.deepEqual(await verify(escaped), { code: 0, output: '' }, escaped);
   },
 );
+
+await test('`install` with a config path holding a newline: exit 78, GW_ERR_UNIT_PATH_UNSAFE, nothing written', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hgw-unit-nl-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const config = join(dir, 'con\nEnvironment=PWNED=1\nfig.yaml');
+  await writeFile(config, 'platforms: {}\n');
+  const result = await runGatewayCli(['install', '--config', config], {
+    env: sandboxEnv(dir, { XDG_CONFIG_HOME: join(dir, 'xdg') }),
+  });
+  assert.equal(result.code, 78, result.stderr);
+  assert.equal(stderrCode(result.stderr), 'GW_ERR_UNIT_PATH_UNSAFE');
+  assert.equal(existsSync(join(dir, 'xdg', 'systemd', 'user', 'hermes-gateway.service')), false);
+});
+
+await test('install refuses a path with a newline or control character: GW_ERR_UNIT_PATH_UNSAFE', () => {
+  for (const config of [
+    '/tmp/a\nExecStartPre=/bin/sh -c evil\n/c.yaml',
+    '/tmp/a\tb.yaml',
+    '/tmp/\u007f',
+  ]) {
+    assert.throws(
+      () => renderUnit(TEMPLATE, { node: process.execPath, cli: '/x/main.js', config }),
+      (err: unknown) => err instanceof GatewayError && err.code === 'GW_ERR_UNIT_PATH_UNSAFE',
+    );
+  }
+  for (const node of ['/opt/no"de', '/opt/no\\de']) {
+    assert.throws(
+      () => renderUnit(TEMPLATE, { node, cli: '/x/main.js', config: '/c.yaml' }),
+      (err: unknown) => err instanceof GatewayError && err.code === 'GW_ERR_UNIT_PATH_UNSAFE',
+    );
+  }
+});
 
 /** Stands in for `hermes-gateway run --config FILE`: the same notify and log protocol. */
 function fakeCli(packageJson: string): string {
@@ -136,6 +193,7 @@ if (config.exit !== undefined) {
   process.exit(config.exit);
 }
 const stateDir = process.env.STATE_DIRECTORY;
+writeFileSync(join(stateDir, 'argv.json'), JSON.stringify(process.argv.slice(1)));
 writeFileSync(join(stateDir, 'probe.json'), JSON.stringify({
   stateDir,
   nodeEnv: process.env.NODE_ENV,
@@ -258,5 +316,36 @@ await test(
       const stop = await harness.systemctl(['stop', unit]);
       assert.equal(stop.code, 0, stop.stderr);
     });
+
+    await t.test(
+      'paths with spaces, %, $, quotes and backslashes reach the process unchanged',
+      async () => {
+        const weird = join(harness.stateDir, WEIRD_DIR);
+        await mkdir(weird, { recursive: true });
+        const nodeDir = join(harness.stateDir, WEIRD_NODE_DIR);
+        await mkdir(nodeDir, { recursive: true });
+        await symlink(process.execPath, join(nodeDir, 'node'));
+        const cliDir = join(harness.stateDir, WEIRD_CLI_DIR);
+        await mkdir(cliDir, { recursive: true });
+        const weirdCli = join(cliDir, 'fake-gateway.mjs');
+        const weirdConfig = join(weird, 'config.json');
+        await writeFile(weirdCli, fakeCli(join(REPO, 'package.json')));
+        await writeFile(weirdConfig, '{}');
+        const weirdUnit = harness.uniqueUnitName('hermes-gateway-paths');
+        await harness.writeUnit(
+          weirdUnit,
+          renderUnit(TEMPLATE, { node: join(nodeDir, 'node'), cli: weirdCli, config: weirdConfig }),
+        );
+        const start = await harness.systemctl(['start', weirdUnit]);
+        const journal = async (): Promise<string> =>
+          (await harness.journalEntries(weirdUnit)).map((e) => e.message).join('\n');
+        assert.equal(start.code, 0, `${start.stderr}\n${await journal()}`);
+        const stateDir = join(harness.env.XDG_CONFIG_HOME!, 'hermes-gateway');
+        const argv = JSON.parse(await readFile(join(stateDir, 'argv.json'), 'utf8')) as unknown;
+        assert.deepEqual(argv, [weirdCli, 'run', '--config', weirdConfig]);
+        const stop = await harness.systemctl(['stop', weirdUnit]);
+        assert.equal(stop.code, 0, stop.stderr);
+      },
+    );
   },
 );

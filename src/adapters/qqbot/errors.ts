@@ -41,12 +41,14 @@ export const QQ_ERROR_CODES = {
   GW_ERR_QQ_RECONNECT_EXHAUSTED: { kind: 'transient', retryable: true },
   /** A message could not be delivered (5xx, timeout, network) within send.max_attempts. */
   GW_ERR_QQ_SEND_FAILED: { kind: 'transient', retryable: true },
-  /** A message stayed rate limited (429, 22009, 20028) within the send budget. */
+  /** A message stayed rate limited (429, 20028) within the send budget. */
   GW_ERR_QQ_SEND_RATE_LIMITED: { kind: 'transient', retryable: true },
-  /** The platform refused a message (4xx business error, e.g. msg_id expired). */
+  /** The platform refused a message (4xx business error, e.g. msg_id expired, 22009 quota). */
   GW_ERR_QQ_SEND_REJECTED: { kind: 'platform', retryable: false },
   /** A send was refused as unauthorized again after one token refresh. */
   GW_ERR_QQ_SEND_UNAUTHORIZED: { kind: 'transient', retryable: true },
+  /** A chat id no QQ chat can have (empty, `..`, `/`, `?`, `#`, control chars): not sent. */
+  GW_ERR_QQ_CHAT_ID_INVALID: { kind: 'platform', retryable: false },
 } as const;
 
 registerErrorCodes(QQ_ERROR_CODES);

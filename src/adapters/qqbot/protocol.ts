@@ -7,6 +7,8 @@
  * tencent-connect/bot-docs (docs/develop/api-v2) and the official SDKs.
  */
 
+import { encodePathSegment } from '../../util/path-segment.js';
+
 // ---- gateway opcodes (fact sheet §3.2) ---------------------------------------------------
 
 export const Op = {
@@ -359,13 +361,38 @@ export function parseGatewayInfo(body: unknown): GatewayInfo | null {
 export const ApiCode = {
   /** 11244 "token not exist or expire": refresh and retry once. */
   TokenExpired: 11244,
-  /** 22009 "msg limit exceed". */
+  /** 22009 "msg limit exceed": a quota is used up (replies per msg_id, active pushes). */
   MsgLimitExceeded: 22009,
   /** 20028 channel write rate limit. */
   ChannelRateLimit: 20028,
   /** 40054005 the (msg_id, msg_seq) pair was already used. */
   Deduplicated: 40054005,
+  /** 304082 / 304083 rich-media fetch or convert failed: "retry" (DOC send.md). */
+  MediaFetchFailed: 304082,
+  MediaConvertFailed: 304083,
 } as const;
+
+/**
+ * What a send does with a business code (fact sheet §7.4), whatever the HTTP status beside it
+ * (a 429 is always a rate limit): `refresh` the token once, `dedup` (the msg_seq was used),
+ * `rate` (wait the hint or back off, then retry), `retry` (like a 5xx), `give_up` (the
+ * message fails at once with the platform's code). A code not listed goes by its status.
+ */
+export type SendCodeAction = 'refresh' | 'dedup' | 'rate' | 'retry' | 'give_up';
+
+export const SEND_CODE_ACTIONS: ReadonlyMap<number, SendCodeAction> = new Map<
+  number,
+  SendCodeAction
+>([
+  [ApiCode.TokenExpired, 'refresh'],
+  [ApiCode.Deduplicated, 'dedup'],
+  [ApiCode.ChannelRateLimit, 'rate'],
+  // A quota, not a rate: the 6th reply to a msg_id, or an active push, gets the same answer
+  // for minutes or until next month. Retrying held a conversation for minutes per reply.
+  [ApiCode.MsgLimitExceeded, 'give_up'],
+  [ApiCode.MediaFetchFailed, 'retry'],
+  [ApiCode.MediaConvertFailed, 'retry'],
+]);
 
 /** `code` (else `err_code`) and `message` of an error body; code null when absent. */
 export function apiErrorOf(body: unknown): { code: number | null; message: string } {
@@ -399,9 +426,12 @@ export function sentMessageId(body: unknown): string | null {
 
 export type SendScene = 'c2c' | 'group' | 'channel' | 'dm';
 
-/** The send endpoint of a scene (fact sheet §7.1). */
+/**
+ * The send endpoint of a scene (fact sheet §7.1), the id as one encoded path segment. The
+ * caller has refused ids that cannot be one (`pathSegmentProblem`: `..`, `/`, empty...).
+ */
 export function sendPath(scene: SendScene, targetId: string): string {
-  const id = encodeURIComponent(targetId);
+  const id = encodePathSegment(targetId);
   switch (scene) {
     case 'c2c':
       return `/v2/users/${id}/messages`;

@@ -8,9 +8,17 @@ import type { Logger } from 'pino';
 import type { OutboundMessage, SendResult } from '../../adapters/contract.js';
 import { GatewayError, isGatewayError } from '../../errors.js';
 import { sleep } from '../../util/backoff.js';
+import { pathSegmentProblem } from '../../util/path-segment.js';
 import { RecentMap } from '../../util/recent.js';
+import { codePointLength, splitText } from '../../util/split-text.js';
 import { readReplyContext } from './normalize.js';
-import { ApiCode, sendPath, sentMessageId, textMessageBody, type SendScene } from './protocol.js';
+import {
+  SEND_CODE_ACTIONS,
+  sendPath,
+  sentMessageId,
+  textMessageBody,
+  type SendScene,
+} from './protocol.js';
 import { HttpFailureError, type QQRest, type SendAnswer } from './rest.js';
 import { isAbort, type TokenSource } from './token.js';
 
@@ -31,38 +39,27 @@ export interface SenderOptions {
 
 type Verdict = 'ok' | 'auth' | 'dedup' | 'rate' | 'server' | 'rejected';
 
-/** Reads a send answer (fact sheet §7.4: `code` decides over the HTTP status where it can). */
+/**
+ * Reads a send answer (fact sheet §7.4): a 401 or 429 status decides; otherwise the business
+ * code's row in SEND_CODE_ACTIONS, and for a code without a row, the status.
+ */
 function classify(answer: SendAnswer): Verdict {
   const { status, code } = answer;
   if (status >= 200 && status < 300 && (sentMessageId(answer.body) !== null || !code)) return 'ok';
-  if (status === 401 || code === ApiCode.TokenExpired) return 'auth';
-  if (code === ApiCode.Deduplicated) return 'dedup';
-  if (status === 429 || code === ApiCode.MsgLimitExceeded || code === ApiCode.ChannelRateLimit) {
-    return 'rate';
+  const action = code === null ? undefined : SEND_CODE_ACTIONS.get(code);
+  if (status === 401 || action === 'refresh') return 'auth';
+  if (action === 'dedup') return 'dedup';
+  if (status === 429) return 'rate';
+  switch (action) {
+    case 'rate':
+      return 'rate';
+    case 'retry':
+      return 'server';
+    case 'give_up':
+      return 'rejected';
+    case undefined:
+      return status >= 500 ? 'server' : 'rejected';
   }
-  if (status >= 500) return 'server';
-  return 'rejected';
-}
-
-/** Splits text into chunks of at most `max` code points, preferring line then word breaks. */
-export function splitText(text: string, max: number): string[] {
-  const chars = Array.from(text);
-  const chunks: string[] = [];
-  let start = 0;
-  while (start < chars.length) {
-    let end = Math.min(start + max, chars.length);
-    if (end < chars.length) {
-      const window = chars.slice(start, end);
-      let cut = window.lastIndexOf('\n');
-      if (cut < max / 2) cut = window.lastIndexOf(' ');
-      if (cut >= max / 2) end = start + cut + 1;
-    }
-    const chunk = chars.slice(start, end).join('').trimEnd();
-    // The platform refuses empty content (50006): whitespace-only pieces are not sent.
-    if (chunk.trim() !== '') chunks.push(chunk);
-    start = end;
-  }
-  return chunks;
 }
 
 export class Sender {
@@ -76,15 +73,26 @@ export class Sender {
   /**
    * Delivers `message`, split into chunks. Resolves with one platform id per chunk (an empty
    * string when a retried chunk turned out to be delivered already: the platform deduplicated
-   * it and does not say its id). Rejects with a GatewayError: GW_ERR_QQ_SEND_REJECTED,
+   * it and does not say its id). Rejects with a GatewayError: GW_ERR_QQ_CHAT_ID_INVALID
+   * (before any request), GW_ERR_QQ_SEND_REJECTED,
    * GW_ERR_QQ_SEND_RATE_LIMITED, GW_ERR_QQ_SEND_UNAUTHORIZED or GW_ERR_QQ_SEND_FAILED, whose
    * `details.sent_ids` lists the chunks delivered before the failure.
    */
   async send(message: OutboundMessage, signal?: AbortSignal): Promise<SendResult> {
     const scene: SendScene = message.chat.type;
+    const problem = pathSegmentProblem(message.chat.id);
+    if (problem !== null) {
+      // Refused before any request: encoded or not, `..` would climb out of the endpoint.
+      throw new GatewayError(
+        'GW_ERR_QQ_CHAT_ID_INVALID',
+        `chat id ${JSON.stringify(message.chat.id.slice(0, 64))} ${problem}: no QQ ${scene} chat has such an id`,
+        { details: { chat_type: scene, invalid_chat_id: true } },
+      );
+    }
     const path = sendPath(scene, message.chat.id);
     const reply = readReplyContext(message.reply);
-    const chunks = splitText(message.text, this.options.maxTextLength);
+    // QQ counts characters (code points); clusters are never cut (src/util/split-text.ts).
+    const chunks = splitText(message.text, this.options.maxTextLength, codePointLength);
     const ids: string[] = [];
     for (const chunk of chunks) {
       try {

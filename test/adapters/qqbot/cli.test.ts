@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -15,7 +15,8 @@ import { stringify } from 'yaml';
 import type { StateDocument } from '../../../src/state/schema.js';
 import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
 import { FakeQQServer } from '../../fakes/qq/server.js';
-import { sandboxEnv } from '../../support/spawn-gateway.js';
+import { runGatewayCli, sandboxEnv, stderrCode } from '../../support/spawn-gateway.js';
+import { controlRequest } from '../../../src/control/client.js';
 import type { Json } from './harness.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
@@ -50,6 +51,7 @@ async function spawnCli(
   /** Top-level config keys merged over the defaults below. */
   top: Json = {},
   timeoutMs = 15_000,
+  more: { config?: Json; env?: Record<string, string> } = {},
 ): Promise<Child> {
   const statePath = join(dir, 'gateway_state.json');
   const config = {
@@ -70,11 +72,12 @@ async function spawnCli(
         ...qqbot,
       },
     },
+    ...more.config,
   };
   const configPath = join(dir, 'config.yaml');
   await writeFile(configPath, stringify(config), { mode: 0o600 });
   const child = spawn(process.execPath, [CLI, ...args, '--config', configPath], {
-    env: sandboxEnv(dir, { [SECRET_ENV]: secret }),
+    env: sandboxEnv(dir, { [SECRET_ENV]: secret, ...more.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -294,5 +297,80 @@ await test('CLI: a redelivered message is answered once, the copy dropped by the
       dropped.map((l) => l.event_id),
       ['qqbot:ROBOT1.0_redelivered'],
     );
+  });
+});
+
+await test('CLI: chat ids the platform cannot have are refused by /send and `send` before any request', async () => {
+  await withFake({ allowActiveSends: true }, async (fake, dir) => {
+    const runtime = join(dir, 'runtime');
+    await mkdir(runtime, { recursive: true, mode: 0o700 });
+    const token = 'qq-cli-control-token-51c2';
+    const socket = join(runtime, 'control.sock');
+    const env = { XDG_RUNTIME_DIR: runtime, HGW_CONTROL_TOKEN: token };
+    const ready = fake.waitFor('ready', 10_000);
+    const child = await spawnCli(dir, fake, {}, ['run'], undefined, 30_000, {
+      config: { control: { listen: socket, token: '${HGW_CONTROL_TOKEN}' } },
+      env,
+    });
+    await ready;
+    const listen = { kind: 'unix' as const, path: socket };
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(socket)) {
+      if (Date.now() > deadline) assert.fail('the control socket did not appear within 10 s');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const id of ['..', 'a/b', 'x?y', 'x#y', 'a\nb']) {
+      const response = await controlRequest({
+        listen,
+        method: 'POST',
+        path: '/send',
+        token,
+        body: { platform: 'qqbot', chat: { type: 'group', id }, text: 'x' },
+        timeoutMs: 5_000,
+      });
+      assert.equal(response.status, 400, JSON.stringify(id));
+      const error = (response.json as { error: { code: string } }).error;
+      assert.equal(error.code, 'GW_ERR_QQ_CHAT_ID_INVALID');
+    }
+    const cliEnv = sandboxEnv(dir, env);
+    const configPath = join(dir, 'config.yaml');
+    const refused = await runGatewayCli(['send', '--config', configPath, 'qqbot:c2c:..', 'x'], {
+      env: cliEnv,
+    });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.equal(stderrCode(refused.stderr), 'GW_ERR_QQ_CHAT_ID_INVALID');
+    assert.equal(fake.sendRequests.length, 0);
+    // A good id still goes out, as one encoded segment.
+    const sent = await runGatewayCli(['send', '--config', configPath, 'qqbot:c2c:U 1', 'hi'], {
+      env: cliEnv,
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.deepEqual(
+      fake.sendRequests.map((r) => r.path),
+      ['/v2/users/U%201/messages'],
+    );
+    child.process.kill('SIGTERM');
+    assert.equal((await child.done).code, 0);
+  });
+});
+
+await test('CLI: check --probe exits 1 when it cannot tell (token endpoint 5xx, timeout, malformed, unreachable)', async () => {
+  await withFake({}, async (fake, dir) => {
+    for (const fault of ['http500', 'timeout', 'malformed_json'] as const) {
+      fake.setTokenFault(fault);
+      const run = await (await spawnCli(dir, fake, {}, ['check', '--probe'])).done;
+      assert.equal(run.code, 1, `${fault}: ${run.stderr}`);
+      assert.match(run.stderr, /^error GW_ERR_QQ_TOKEN_FAILED:/m, fault);
+    }
+    fake.setTokenFault('none', 0);
+    // Nothing listens there any more: connection refused.
+    const closed = await FakeQQServer.start({});
+    const unreachable = closed.tokenUrl;
+    await closed.close();
+    const run = await (
+      await spawnCli(dir, fake, { token_url: unreachable }, ['check', '--probe'])
+    ).done;
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /^error GW_ERR_QQ_TOKEN_FAILED:/m);
   });
 });

@@ -13,7 +13,7 @@ import {
   parseGatewayInfo,
   parseTokenAnswer,
 } from '../../../src/adapters/qqbot/protocol.js';
-import { splitText } from '../../../src/adapters/qqbot/send.js';
+import { splitText } from '../../../src/util/split-text.js';
 
 await test('token answers: expires_in as a string or a number; errors by body, not status', () => {
   assert.deepEqual(parseTokenAnswer({ access_token: 'T', expires_in: '7200' }), {

@@ -256,3 +256,73 @@ await test('empty or whitespace-only text sends nothing', async () => {
     assert.equal(h.fake.sendRequests.length, 0);
   });
 });
+
+await test('chat ids the platform cannot have are refused before any request: GW_ERR_QQ_CHAT_ID_INVALID', async () => {
+  await withHarness({ fake: { allowActiveSends: true } }, async (h) => {
+    await h.connected();
+    const bad = ['..', '.', 'a/b', '../users/U1', 'a?b', 'a#b', '', 'a\nb', 'a\u0000b', 'a\u007fb'];
+    for (const id of bad) {
+      for (const type of ['c2c', 'group', 'channel', 'dm'] as const) {
+        const error = await rejection(h.adapter.send({ chat: { type, id }, text: 'x' }));
+        assert.equal(error.code, 'GW_ERR_QQ_CHAT_ID_INVALID', JSON.stringify(id));
+      }
+    }
+    assert.equal(h.fake.sendRequests.length, 0);
+  });
+});
+
+await test('a chat id is one encoded path segment: the fake sees the id unchanged', async () => {
+  await withHarness({ fake: { allowActiveSends: true } }, async (h) => {
+    await h.connected();
+    const id = 'a b%2F+;@é..x';
+    await h.adapter.send({ chat: { type: 'c2c', id }, text: 'x' });
+    const [request] = h.fake.sendRequests;
+    assert.equal(request!.path, `/v2/users/${encodeURIComponent(id)}/messages`);
+    assert.equal(request!.targetId, id);
+    assert.equal(request!.scene, 'c2c');
+  });
+});
+
+await test('22009 (msg limit exceed) is given up at once: 1,000 replies past the quota take seconds, not minutes', async () => {
+  // The fake allows 5 replies per msg_id, then answers 400 / 22009 (fact sheet §7.3).
+  const count = 1_000;
+  const boundMs = 20_000;
+  // Production retry timings: a retried 22009 would wait 1 + 2 + 4 + 8 s per reply.
+  const send = { max_attempts: 5, retry_delay_ms: 1_000, max_retry_delay_ms: 30_000 };
+  await withHarness({ config: { send } }, async (h) => {
+    const event = await c2cEvent(h);
+    const started = Date.now();
+    const codes: Array<string | number | null> = [];
+    const all = (async () => {
+      for (let i = 0; i < count; i++) {
+        try {
+          await h.adapter.send(replyTo(event, `reply ${i}`));
+          codes.push('ok');
+        } catch (err) {
+          assert.ok(isGatewayError(err));
+          assert.equal(err.code, 'GW_ERR_QQ_SEND_REJECTED');
+          codes.push(err.details.platform_code as number);
+        }
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${codes.length} of ${count} replies settled within ${boundMs} ms`)),
+        boundMs,
+      );
+    });
+    try {
+      await Promise.race([all, deadline]);
+    } finally {
+      clearTimeout(timer);
+      // Past the deadline the loop is cut short by the harness closing: its end is moot.
+      all.catch(() => undefined);
+    }
+    assert.ok(Date.now() - started < boundMs);
+    assert.equal(codes.filter((c) => c === 'ok').length, 5);
+    assert.equal(codes.filter((c) => c === 22009).length, count - 5);
+    // One request per reply: nothing was retried.
+    assert.equal(h.fake.sendRequests.length, count);
+  });
+});
