@@ -308,7 +308,7 @@ await test('CLI: chat ids the platform cannot have are refused by /send and `sen
     const socket = join(runtime, 'control.sock');
     const env = { XDG_RUNTIME_DIR: runtime, HGW_CONTROL_TOKEN: token };
     const ready = fake.waitFor('ready', 10_000);
-    const child = await spawnCli(dir, fake, {}, ['run'], undefined, 30_000, {
+    const child = await spawnCli(dir, fake, {}, ['run'], undefined, {}, 30_000, {
       config: { control: { listen: socket, token: '${HGW_CONTROL_TOKEN}' } },
       env,
     });
