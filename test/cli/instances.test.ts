@@ -12,6 +12,8 @@ import {
   killAllChildren,
   launchGateway,
   readState,
+  runGatewayCli,
+  sandboxEnv,
   scratchRoot,
 } from '../support/spawn-gateway.js';
 
@@ -72,6 +74,17 @@ await test('two QQ instances in one gateway', async (t) => {
     assert.equal(doc.platforms['qq-test']?.type, 'qqbot');
     assert.equal(a.identifies.length, 1);
     assert.equal(b.identifies.length, 1);
+    // `status` shows each instance, with its type where the name is not the type.
+    const shown = await runGatewayCli(['status', '--state', g.statePath], {
+      env: sandboxEnv(g.dir),
+    });
+    assert.equal(shown.code, 0, shown.stdout);
+    assert.match(shown.stdout, /^ {2}qqbot: connected since /m);
+    assert.match(shown.stdout, /^ {2}qq-test \(qqbot\): connected since /m);
+    assert.match(
+      shown.stdout,
+      /running, pid \d+ since \S+: running: qqbot connected, qq-test connected/,
+    );
   });
 
   await t.test('each answers its own messages, even with one message id on both', async () => {
