@@ -7,6 +7,7 @@
 
 /** One line of the reporter's output. */
 export interface ResultLine {
+  /** The test file (for a subtest: its top-level test's file). */
   file: string | null;
   name: string;
   nesting: number;
@@ -29,9 +30,16 @@ interface TestEvent {
   data: TestEventData;
 }
 
+/**
+ * node reports a test's file as where `test()` / `t.test()` was called, which for subtests
+ * made by a helper (test/support/concurrent.ts) is the helper's file. A test file's events
+ * arrive together, subtests before their top-level test, and top-level tests are declared in
+ * the test file itself: so each subtest is written with its top-level test's file.
+ */
 export default async function* resultsReporter(
   source: AsyncIterable<TestEvent>,
 ): AsyncGenerator<string> {
+  let pending: ResultLine[] = [];
   for await (const event of source) {
     if (event.type !== 'test:pass' && event.type !== 'test:fail') continue;
     const { data } = event;
@@ -43,6 +51,10 @@ export default async function* resultsReporter(
       skip: data.skip === undefined || data.skip === false ? null : data.skip,
       todo: data.todo !== undefined && data.todo !== false,
     };
-    yield `${JSON.stringify(line)}\n`;
+    pending.push(line);
+    if (line.nesting > 0) continue;
+    for (const sub of pending) yield `${JSON.stringify({ ...sub, file: line.file })}\n`;
+    pending = [];
   }
+  for (const sub of pending) yield `${JSON.stringify(sub)}\n`;
 }

@@ -70,11 +70,19 @@ await test('end to end: node --test with the reporter, then the summary, on a pr
   const probeDir = join(dir, 'test', 'systemd');
   await mkdir(probeDir, { recursive: true });
   const probe = join(probeDir, 'probe.test.mjs');
+  // A subtest made by a helper elsewhere (like test/support/concurrent.ts) still counts for
+  // the file that runs it.
+  await mkdir(join(dir, 'test', 'support'));
+  await writeFile(
+    join(dir, 'test', 'support', 'helper.mjs'),
+    "export const sub = (t) => t.test('made by a helper', () => {});\n",
+  );
   await writeFile(
     probe,
     [
       "import { test } from 'node:test';",
-      "test('runs', () => {});",
+      "import { sub } from '../support/helper.mjs';",
+      "test('runs', async (t) => { await sub(t); });",
       "test('cannot run here', { skip: 'no user manager' }, () => {});",
       '',
     ].join('\n'),
@@ -99,7 +107,7 @@ await test('end to end: node --test with the reporter, then the summary, on a pr
   );
   assert.equal(run.status, 0, run.stdout + run.stderr);
   const lines = (await readFile(results, 'utf8')).trim().split('\n');
-  assert.equal(lines.length, 2);
+  assert.equal(lines.length, 3);
 
   const summary = (extra: NodeJS.ProcessEnv) =>
     spawnSync(process.execPath, [SUMMARY, results], {
@@ -109,8 +117,8 @@ await test('end to end: node --test with the reporter, then the summary, on a pr
     });
   const relaxed = summary({});
   assert.equal(relaxed.status, 0, relaxed.stdout + relaxed.stderr);
-  assert.match(relaxed.stdout, /tests 2: product 2, test tooling 0/);
-  assert.match(relaxed.stdout, /systemd tests: 1 ran, 1 skipped/);
+  assert.match(relaxed.stdout, /tests 3: product 3, test tooling 0/);
+  assert.match(relaxed.stdout, /systemd tests: 2 ran, 1 skipped/);
   const ci = summary({ CI: 'true' });
   assert.equal(ci.status, 1, ci.stdout + ci.stderr);
   assert.match(ci.stdout, /cannot run here \(no user manager\)/);
