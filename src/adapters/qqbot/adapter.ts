@@ -181,7 +181,8 @@ export class QQBotAdapter implements Adapter {
       const error =
         end.error ?? new GatewayError('GW_ERR_QQ_CONNECTION_CLOSED', 'connection ended');
       if (end.action === 'fatal') {
-        this.log.error({ code: error.code }, `giving up for good: ${error.message}`);
+        // warn: the runner logs the fatal's one error line (with the exit code) when it ends.
+        this.log.warn({ code: error.code }, `giving up for good: ${error.message}`);
         throw error;
       }
       if (end.action === 'refresh_token') this.tokens.invalidate(end.token ?? undefined);

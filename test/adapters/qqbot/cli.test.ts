@@ -136,6 +136,8 @@ await test('CLI: rejected credentials → exit 78, the platform text logged, the
     );
     assert.ok(fatal, 'the fatal is logged at error with its code');
     assert.match(String(fatal.msg), /invalid appid or secret/);
+    const errors = run.lines.filter((l) => typeof l.level === 'number' && l.level >= 50);
+    assert.equal(errors.length, 1, `one fatal, one error line: ${JSON.stringify(errors)}`);
     for (const [where, text] of [
       ['stdout', run.stdout],
       ['stderr', run.stderr],
@@ -170,6 +172,8 @@ await test('CLI: the original bug, every reconnect refused → exit 1, fatal GW_
     const sinceLastRefusal = run.exitedAt - fake.refusedUpgrades.at(-1)!.at;
     assert.ok(sinceLastRefusal < 1_000, `exit ${sinceLastRefusal} ms after the last refusal`);
     assert.ok(run.lines.some((l) => l.code === 'GW_ERR_QQ_RECONNECT_EXHAUSTED' && l.level === 50));
+    const errors = run.lines.filter((l) => typeof l.level === 'number' && l.level >= 50);
+    assert.equal(errors.length, 1, `one fatal, one error line: ${JSON.stringify(errors)}`);
   });
 });
 
@@ -210,6 +214,12 @@ for (const [code, meaning] of FATAL_CLOSES) {
       assert.equal(run.state?.platforms.qqbot?.last_error?.code, errorCode);
       assert.equal(run.state?.platforms.qqbot?.last_error?.retryable, false);
       assert.equal(fake.connections.length, 1, 'no reconnect');
+      const errors = run.lines.filter((l) => typeof l.level === 'number' && l.level >= 50);
+      assert.deepEqual(
+        errors.map((l) => l.code),
+        [closeErrorCode(row.code)],
+        'one fatal, one error line',
+      );
     });
   });
 }
