@@ -63,7 +63,10 @@ function buildProgram(ctx: CommandContext): Command {
     .description('validate the config; exit 0 when valid, 78 when not')
     .option('-c, --config <path>', 'config file')
     .addOption(new Option('--probe', 'also ask each platform whether the credentials are accepted'))
-    .action(async (opts: { config?: string; probe?: boolean }) => {
+    .addOption(
+      new Option('--strict', 'fail (exit 78) on warnings too, e.g. a secret file others can read'),
+    )
+    .action(async (opts: { config?: string; probe?: boolean; strict?: boolean }) => {
       result.code = await checkCommand(opts, registry, io);
     });
 

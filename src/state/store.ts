@@ -2,8 +2,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../errors.js';
 import { processStartTime } from '../util/proc.js';
+import { checkStatePath } from './paths.js';
 import {
   STATE_SCHEMA_VERSION,
   type GatewayStatus,
@@ -150,15 +151,18 @@ export class StateStore {
         await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
         this.dirReady = true;
       }
+      // Again at each write: a symlink planted while we run must not be written through.
+      checkStatePath(this.path);
       await writeFileAtomic(this.path, body, { mode: 0o600, fsync: true });
       this.writes += 1;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
-      this.failure = new GatewayError(
-        'GW_ERR_STATE_WRITE',
-        `cannot write state file ${this.path}: ${code}`,
-        { cause: err, details: { path: this.path, errno: code, write_seq: seq } },
-      );
+      this.failure = isGatewayError(err)
+        ? err
+        : new GatewayError('GW_ERR_STATE_WRITE', `cannot write state file ${this.path}: ${code}`, {
+            cause: err,
+            details: { path: this.path, errno: code, write_seq: seq },
+          });
       this.log.error(
         { code: this.failure.code, path: this.path, errno: code },
         this.failure.message,
