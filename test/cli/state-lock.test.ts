@@ -7,9 +7,11 @@
  * the symlink's target is left as it was.
  */
 import assert from 'node:assert/strict';
-import { chown, lstat, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { StateStore } from '../../src/state/store.js';
+import { captureLogger } from '../support/capture.js';
 import {
   allConnected,
   killAllChildren,
@@ -37,7 +39,7 @@ await test('item 2: a second `run` on a live state file exits 78 and writes noth
     heartbeat_interval_ms: 600_000,
     platforms: { scripted: {} },
   });
-  await live.proc.waitForState(live.statePath, allConnected, 'connected', 15_000);
+  await live.proc.waitForState(live.statePath, allConnected, 'connected', 60_000);
   const before = await readFile(live.statePath);
   const env = sandboxEnv(dir, { HGW_TEST_UNSET_VAR: undefined });
 
@@ -49,9 +51,14 @@ await test('item 2: a second `run` on a live state file exits 78 and writes noth
     'broken.yaml',
   );
   const runs = await Promise.all([
-    ...Array.from({ length: 5 }, () => runGatewayCli(['run', '--config', broken], { env })),
-    runGatewayCli(['run', '--config', live.configPath], { env }),
-    runGatewayCli(['run', '--config', broken, '--state', live.statePath], { env }),
+    ...Array.from({ length: 5 }, () =>
+      runGatewayCli(['run', '--config', broken], { env, timeoutMs: 60_000 }),
+    ),
+    runGatewayCli(['run', '--config', live.configPath], { env, timeoutMs: 60_000 }),
+    runGatewayCli(['run', '--config', broken, '--state', live.statePath], {
+      env,
+      timeoutMs: 60_000,
+    }),
   ]);
   for (const run of runs) {
     assert.equal(run.code, 78, `${run.stdout}\n${run.stderr}`);
@@ -63,7 +70,10 @@ await test('item 2: a second `run` on a live state file exits 78 and writes noth
     assert.ok(!run.codes.includes('GW_ERR_CONFIG_ENV_MISSING'), 'refused before the config');
   }
   assert.deepEqual(await readFile(live.statePath), before, 'the state file is byte-identical');
-  const status = await runGatewayCli(['status', '--state', live.statePath], { env });
+  const status = await runGatewayCli(['status', '--state', live.statePath], {
+    env,
+    timeoutMs: 60_000,
+  });
   assert.equal(status.code, 0, status.stdout);
 
   // kill -9: the kernel releases the lock; the next run takes over.
@@ -73,9 +83,9 @@ await test('item 2: a second `run` on a live state file exits 78 and writes noth
     heartbeat_interval_ms: 600_000,
     platforms: { scripted: {} },
   });
-  await next.proc.waitForState(next.statePath, allConnected, 'connected after kill -9', 15_000);
+  await next.proc.waitForState(next.statePath, allConnected, 'connected after kill -9', 60_000);
   next.proc.signal('SIGTERM');
-  assert.equal((await next.proc.waitForExit()).code, 0);
+  assert.equal((await next.proc.waitForExit(60_000)).code, 0);
 });
 
 await test('item 3: a symlink at the state path is refused; its target is untouched', async (t) => {
@@ -93,8 +103,8 @@ await test('item 3: a symlink at the state path is refused; its target is untouc
   const bad = await writeConfig(dir, { state_file: link, nope: 1 }, 'bad.yaml');
   const env = sandboxEnv(dir);
   const runs = await Promise.all([
-    runGatewayCli(['run', '--config', good], { env }),
-    runGatewayCli(['run', '--config', bad], { env }),
+    runGatewayCli(['run', '--config', good], { env, timeoutMs: 60_000 }),
+    runGatewayCli(['run', '--config', bad], { env, timeoutMs: 60_000 }),
   ]);
   for (const run of runs) {
     assert.equal(run.code, 78, `${run.stdout}\n${run.stderr}`);
@@ -119,8 +129,25 @@ await test('item 3: a state directory owned by another user is refused', async (
   await chown(foreign, 65_534, 65_534);
   const statePath = join(foreign, 'gateway_state.json');
   const file = await writeConfig(dir, { state_file: statePath, platforms: { scripted: {} } });
-  const run = await runGatewayCli(['run', '--config', file], { env: sandboxEnv(dir) });
+  const run = await runGatewayCli(['run', '--config', file], {
+    env: sandboxEnv(dir),
+    timeoutMs: 60_000,
+  });
   assert.equal(run.code, 78, run.stdout);
   assert.ok(run.codes.includes('GW_ERR_STATE_PATH_UNSAFE'), run.stdout);
   await assert.rejects(stat(statePath), { code: 'ENOENT' });
+});
+
+await test('item 3: a symlink planted while the gateway runs is not written through', async () => {
+  const dir = await caseDir();
+  const path = join(dir, 'gateway_state.json');
+  const store = new StateStore({ path, heartbeatIntervalMs: 1_000, log: captureLogger().log });
+  await store.commit();
+  const target = join(dir, 'precious.txt');
+  await writeFile(target, 'do not overwrite\n', { mode: 0o644 });
+  await rm(path);
+  await symlink(target, path);
+  await assert.rejects(store.commit(), { code: 'GW_ERR_STATE_PATH_UNSAFE' });
+  assert.equal(await readFile(target, 'utf8'), 'do not overwrite\n');
+  assert.equal((await stat(target)).mode & 0o777, 0o644);
 });

@@ -58,7 +58,7 @@ const secretConfig = (tokenFile: string): Record<string, unknown> => ({
 async function checkCode(file: string, dir: string): Promise<string | undefined> {
   const check = await runGatewayCli(['check', '--config', file], {
     env: sandboxEnv(dir),
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
   });
   assert.equal(check.code, 78, check.stderr);
   assert.ok(check.stderr.includes(file), `names the file: ${check.stderr}`);
@@ -153,7 +153,7 @@ await test('item 6: a secret file must be a regular file of bounded size, in UTF
       // Through a bounded child first (a FIFO or /dev/zero must not hang this process).
       const check = await runGatewayCli(['check', '--config', file], {
         env: sandboxEnv(dir),
-        timeoutMs: 15_000,
+        timeoutMs: 60_000,
       });
       assert.equal(check.code, 78, check.stderr);
       assert.equal(stderrCode(check.stderr), code);
@@ -174,14 +174,16 @@ await test('item 6: validation is linear in the number of keys (40k unknown keys
   for (let i = 0; i < 40_000; i++) lines.push(`k${i}: ${i}`);
   const file = join(dir, 'config.yaml');
   await writeFile(file, lines.join('\n') + '\n');
-  const started = Date.now();
+  // CPU time, not wall time: the bound must not depend on how loaded the machine is.
+  const started = process.cpuUsage();
   const err = loadError(file);
-  const elapsed = Date.now() - started;
+  const used = process.cpuUsage(started);
+  const elapsed = Math.round((used.user + used.system) / 1000);
   assert.equal(err.code, 'GW_ERR_CONFIG_INVALID');
   assert.equal(err.details.key, 'k0');
-  // Measured before the fix on this (loaded) machine: about 60 s, quadratic in the YAML
-  // parser's duplicate-key check; after it, about 1-3 s. The bound is far from both.
-  assert.ok(elapsed < 20_000, `took ${elapsed} ms`);
+  // Before the fix: 60-100 s on this machine, quadratic in the YAML parser's duplicate-key
+  // check; after it, about 1-2 s of CPU. The bound is far from both.
+  assert.ok(elapsed < 15_000, `took ${elapsed} ms of CPU`);
   // 40k problems are summarised, not all echoed.
   assert.ok(err.message.length < 4_096, `message of ${err.message.length} chars`);
 });

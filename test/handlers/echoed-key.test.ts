@@ -40,13 +40,13 @@ await test('item 1: an API key echoed in a 401 reaches no log line and no state 
   const failed = await g.proc.waitForLine(
     (l) => l.code === 'GW_ERR_HANDLER_HTTP_STATUS',
     'the handler failure',
-    15_000,
+    60_000,
   );
   assert.equal(failed.status, 401);
   assert.match(String(failed.response_excerpt), /Incorrect API key provided: Bearer \[redacted\]/);
-  await g.proc.waitForState(g.statePath, allConnected, 'connected');
+  await g.proc.waitForState(g.statePath, allConnected, 'connected', 60_000);
   g.proc.signal('SIGTERM');
-  assert.equal((await g.proc.waitForExit()).code, 0);
+  assert.equal((await g.proc.waitForExit(60_000)).code, 0);
   const state = await readFile(g.statePath, 'utf8');
   const once = JSON.stringify(key).slice(1, -1);
   for (const [where, text] of Object.entries({

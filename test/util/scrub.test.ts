@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { Secret } from '../../src/config/secret.js';
 import { GatewayError, toGatewayError } from '../../src/errors.js';
 import { SecretScrubber, scrub } from '../../src/util/scrub.js';
+import { captureLogger } from '../support/capture.js';
 
 await test('every form of a registered secret is replaced', () => {
   const s = new SecretScrubber();
@@ -69,4 +70,14 @@ await test('GatewayError messages and string details are scrubbed at constructio
     toGatewayError(new Error(`boom ${value}`), 'GW_ERR_INTERNAL').message,
     'boom [redacted]',
   );
+});
+
+await test('the logger scrubs a finished line (the last fence, for text logged directly)', () => {
+  const value = `logged-${Math.random().toString(36).slice(2)}`;
+  new Secret(value);
+  const { log, raw } = captureLogger();
+  log.warn({ platform_message: `echo ${value}` }, `answer was ${JSON.stringify({ k: value })}`);
+  assert.equal(raw.length, 1);
+  assert.ok(!raw[0]!.includes(value), raw[0]);
+  assert.match(raw[0]!, /echo \[redacted\]/);
 });

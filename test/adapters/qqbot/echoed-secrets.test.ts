@@ -69,8 +69,8 @@ function start(dir: string, fake: FakeQQServer, args: string[], extra: object = 
         });
         const timer = setTimeout(() => {
           child?.kill('SIGKILL');
-          reject(new Error(`CLI did not exit within 30 s\n${stdout}\n${stderr}`));
-        }, 30_000);
+          reject(new Error(`CLI did not exit within 90 s\n${stdout}\n${stderr}`));
+        }, 90_000);
         child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
         child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
         child.on('close', (code) => {
@@ -134,14 +134,14 @@ await test('item 1: gateway discovery answering 401 with the access token it rec
 
 await test('item 1: a send answering 401 with the access token it received', async () => {
   await withFake({}, async (fake, dir) => {
-    const ready = fake.waitFor('ready', 15_000);
+    const ready = fake.waitFor('ready', 60_000);
     const gateway = start(dir, fake, ['run']);
     await ready;
     fake.queueSendFaults({ kind: 'unauthorized_echo' }, { kind: 'unauthorized_echo' });
-    const refused = fake.waitFor('send-request', 15_000, (r) => r.status === 401);
+    const refused = fake.waitFor('send-request', 60_000, (r) => r.status === 401);
     fake.dispatchC2CMessage({ content: 'hello' });
     await refused;
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 60_000;
     while (!gateway.stdout().includes('GW_ERR_QQ_SEND_UNAUTHORIZED')) {
       assert.ok(Date.now() < deadline, `no send failure logged:\n${gateway.stdout()}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
