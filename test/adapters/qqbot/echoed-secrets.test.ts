@@ -18,6 +18,7 @@ import { stringify } from 'yaml';
 import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
 import { FakeQQServer } from '../../fakes/qq/server.js';
 import { killAllChildren, sandboxEnv } from '../../support/spawn-gateway.js';
+import { testConfig, type Json } from './harness.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const SECRET_ENV = 'HGW_TEST_QQ_SECRET';
@@ -35,7 +36,7 @@ interface Started {
   stdout: () => string;
 }
 
-function start(dir: string, fake: FakeQQServer, args: string[], extra: object = {}): Started {
+function start(dir: string, fake: FakeQQServer, args: string[], extra: Json = {}): Started {
   const statePath = join(dir, 'gateway_state.json');
   const configPath = join(dir, 'config.yaml');
   const config = {
@@ -43,17 +44,12 @@ function start(dir: string, fake: FakeQQServer, args: string[], extra: object = 
     log_level: 'trace',
     shutdown_timeout_ms: 2_000,
     platforms: {
-      qqbot: {
-        enabled: true,
-        app_id: fake.settings.appId,
+      qqbot: testConfig(fake, {
         client_secret: `\${${SECRET_ENV}}`,
-        token_url: fake.tokenUrl,
-        api_base: fake.apiBase,
-        reconnect: { backoff_ms: [20, 40], max_attempts: 2, healthy_after_ms: 10_000 },
-        timeouts: { rest_ms: 2_000, token_ms: 2_000, close_ms: 200 },
-        jitter: false,
+        reconnect: { max_attempts: 2 },
+        timeouts: { rest_ms: 2_000, token_ms: 2_000 },
         ...extra,
-      },
+      }),
     },
   };
   let stdout = '';
