@@ -3,6 +3,8 @@
  * reused or renamed, because operators grep logs and the state file for it. Every code is
  * documented in the README (a test checks both directions).
  */
+import { secretScrubber } from './util/scrub.js';
+
 export type ErrorKind =
   /** A config file or credential problem: restarting cannot help (exit 78). */
   | 'config'
@@ -40,6 +42,13 @@ export const ERROR_CODES = {
   GW_ERR_NO_PLATFORMS: { kind: 'config', retryable: false },
   // Instances
   GW_ERR_CREDENTIAL_IN_USE: { kind: 'config', retryable: false },
+  // Hardening (issue #16): config and secret files, the state file's path and its one writer
+  GW_ERR_CONFIG_FILE_NOT_REGULAR: { kind: 'config', retryable: false },
+  GW_ERR_CONFIG_FILE_TOO_LARGE: { kind: 'config', retryable: false },
+  GW_ERR_CONFIG_FILE_ENCODING: { kind: 'config', retryable: false },
+  GW_ERR_CONFIG_SECRET_FILE_MODE: { kind: 'config', retryable: false },
+  GW_ERR_STATE_PATH_UNSAFE: { kind: 'config', retryable: false },
+  GW_ERR_ALREADY_RUNNING: { kind: 'config', retryable: false },
   // CLI
   GW_ERR_CLI_USAGE: { kind: 'config', retryable: false },
 } as const satisfies Record<string, CodeInfo>;
@@ -89,14 +98,19 @@ export class GatewayError extends Error {
   readonly details: Record<string, unknown>;
 
   constructor(code: string, message: string, options: GatewayErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Messages and details carry text from outside (platform answers, exception messages),
+    // which may echo a credential: scrubbed here, every log line and state write is too.
+    super(
+      secretScrubber.scrub(message),
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     const info = lookupCode(code);
     if (!info) throw new Error(`unregistered error code ${code}`);
     this.name = 'GatewayError';
     this.code = code;
     this.kind = info.kind;
     this.retryable = options.retryable ?? info.retryable;
-    this.details = options.details ?? {};
+    this.details = (secretScrubber.scrubDeep(options.details) ?? {}) as Record<string, unknown>;
   }
 }
 

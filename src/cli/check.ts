@@ -8,6 +8,8 @@ import type { CliIo } from './io.js';
 export interface CheckOptions {
   config?: string | undefined;
   probe?: boolean | undefined;
+  /** Warnings (a secret file others can read) fail the check too. */
+  strict?: boolean | undefined;
 }
 
 /**
@@ -15,6 +17,7 @@ export interface CheckOptions {
  * accepted); 78 the config or the credentials are rejected (two instances using one
  * credential included, refused by loadConfig with the run's code); 1 the probe could not
  * tell (the token endpoint answered 5xx, timed out or was unreachable, or the probe broke).
+ * Warnings are printed on stderr; with --strict they make the check fail (78).
  */
 export async function checkCommand(
   options: CheckOptions,
@@ -23,9 +26,10 @@ export async function checkCommand(
 ): Promise<number> {
   const file = locateConfig(options.config, io.env);
   try {
-    const { config } = loadConfig(file, registry, io.env);
-    // What `run` checks before starting: a config `check` passes must not exit 78 at start.
+    const { config, warnings } = loadConfig(file, registry, io.env);
+    // The same environment rule `run` applies (the socket must be under $XDG_RUNTIME_DIR).
     checkControlConfig(config.control, file, io.env);
+    for (const warning of warnings) io.err(`warning ${warning.code}: ${warning.message}`);
     const enabled = enabledInstances(config.platforms, registry);
     if (enabled.length === 0) {
       throw new GatewayError('GW_ERR_NO_PLATFORMS', `${file}: platforms: no platform is enabled`, {
@@ -48,6 +52,10 @@ export async function checkCommand(
           io.out(`${name}: credentials accepted`);
         }
       }
+    }
+    if (options.strict && warnings.length > 0) {
+      io.err(`${file}: ${warnings.length} warning(s), refused by --strict`);
+      return EXIT.CONFIG;
     }
     const names = enabled.map((i) => (i.type === i.name ? i.name : `${i.name} (${i.type})`));
     io.out(`${file}: ok (platforms: ${names.join(', ')}; handler: ${config.handler.type})`);

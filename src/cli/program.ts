@@ -71,7 +71,10 @@ export function buildProgram(ctx: CommandContext): Command {
         'also ask each platform whether the credentials are accepted (exit 0 accepted, 78 rejected, 1 could not tell)',
       ),
     )
-    .action(async (opts: { config?: string; probe?: boolean }) => {
+    .addOption(
+      new Option('--strict', 'fail (exit 78) on warnings too, e.g. a secret file others can read'),
+    )
+    .action(async (opts: { config?: string; probe?: boolean; strict?: boolean }) => {
       result.code = await checkCommand(opts, registry, io);
     });
 

@@ -10,7 +10,10 @@ import { DEFAULTS } from '../config/schema.js';
 import { GatewayError, exitCodeFor, toGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Runner, type RunOutcome } from '../runner/runner.js';
-import { defaultStatePath } from '../state/paths.js';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { checkStatePath, defaultStatePath } from '../state/paths.js';
+import { HolderLock } from '../util/holder-lock.js';
 import { StateStore } from '../state/store.js';
 import { loadNotifier, type Notifier } from '../systemd/notify.js';
 import { createPipeline } from '../handlers/pipeline.js';
@@ -51,6 +54,40 @@ async function persistStartupFailure(
   }
 }
 
+/** The lock key of a state file: its path with the directory's symlinks resolved. */
+function stateLockKey(path: string): string {
+  try {
+    return `state:${join(realpathSync(dirname(path)), basename(path))}`;
+  } catch {
+    return `state:${resolve(path)}`;
+  }
+}
+
+/**
+ * Makes this process the one writer of the state file, before anything is written or
+ * connected: an exclusive HolderLock on its path (released by the kernel when we die), then
+ * the path's safety. Resolves with the lock, or rejects with GW_ERR_ALREADY_RUNNING (naming
+ * the holder's pid) or GW_ERR_STATE_PATH_UNSAFE; either way nothing was written.
+ */
+async function claimStateFile(path: string): Promise<HolderLock> {
+  const claim = await HolderLock.acquire(stateLockKey(path), `state file ${path}`);
+  if (!claim.ok) {
+    const { pid, holder } = claim.holder;
+    throw new GatewayError(
+      'GW_ERR_ALREADY_RUNNING',
+      `state file ${path} is already written by pid ${pid} (${holder}): one gateway per state file`,
+      { details: { path, holder_pid: pid, holder } },
+    );
+  }
+  try {
+    checkStatePath(path);
+  } catch (err) {
+    await claim.lock.release();
+    throw err;
+  }
+  return claim.lock;
+}
+
 /** `hermes-gateway run`: resolves with the process exit code once the gateway has ended. */
 export async function runGateway(
   options: RunOptions,
@@ -61,6 +98,34 @@ export async function runGateway(
   // journal as a text line too.
   const bootLog = createLogger({ level: DEFAULTS.logLevel, format: DEFAULTS.logFormat, env });
   const configFile = locateConfig(options.config, env);
+  // The state file `status` reads, found without the rest of the config (which may not load).
+  const statePath = options.state ?? stateFileSetting(configFile, env) ?? defaultStatePath(env);
+  let lock: HolderLock;
+  try {
+    lock = await claimStateFile(statePath);
+  } catch (err) {
+    const error = toGatewayError(err, 'GW_ERR_INTERNAL');
+    bootLog.error(
+      { code: error.code, exit_code: exitCodeFor(error), ...error.details },
+      error.message,
+    );
+    return exitCodeFor(error);
+  }
+  try {
+    return await runWithStateFile(registry, env, configFile, statePath, bootLog);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The rest of `run`, once this process is the state file's one writer. */
+async function runWithStateFile(
+  registry: PlatformRegistry,
+  env: NodeJS.ProcessEnv,
+  configFile: string,
+  statePath: string,
+  bootLog: Logger,
+): Promise<number> {
   let loaded: LoadedConfig;
   try {
     loaded = loadConfig(configFile, registry, env);
@@ -79,14 +144,15 @@ export async function runGateway(
     const exitCode = exitCodeFor(error);
     bootLog.error({ code: error.code, exit_code: exitCode, ...error.details }, error.message);
     // The configured state_file is the one `status` reads: it must not keep the previous
-    // run's last word. It is read without the rest of the config, which just failed.
-    const statePath = options.state ?? stateFileSetting(configFile, env) ?? defaultStatePath(env);
+    // run's last word.
     await persistStartupFailure(statePath, error, bootLog);
     return exitCode;
   }
   const { config } = loaded;
   const log = createLogger({ level: config.log_level, format: config.log_format, env });
-  const statePath = options.state ?? config.state_file ?? defaultStatePath(env);
+  for (const warning of loaded.warnings) {
+    log.warn({ code: warning.code, ...warning.details }, warning.message);
+  }
   const store = new StateStore({
     path: statePath,
     heartbeatIntervalMs: config.heartbeat_interval_ms,

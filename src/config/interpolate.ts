@@ -3,9 +3,12 @@ import { GatewayError } from '../errors.js';
 /** `${NAME}` or `${NAME:-default}`; `$${` escapes a literal `${`. */
 const PATTERN = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** True when the whole string is one `${VAR}` reference (the accepted form for inline secrets). */
+/**
+ * True when the whole string is one `${VAR}` reference without a default (the accepted form
+ * for inline secrets): `${VAR:-value}` would carry the secret in the file itself.
+ */
 export function isWholeReference(value: string): boolean {
-  return /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/.test(value.trim());
+  return /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(value.trim());
 }
 
 /** Replaces `${VAR}` references in one string value; `keyPath` and `file` name it in errors. */

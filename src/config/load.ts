@@ -6,13 +6,15 @@ import { GatewayError } from '../errors.js';
 import { assertDistinctCredentials, enabledInstances } from './instances.js';
 import { buildConfigSchema, type GatewayConfig } from './schema.js';
 import { interpolate } from './interpolate.js';
-import { readConfigDocument } from './read.js';
+import { cutText, readConfigDocument } from './read.js';
 import { resolveConfigValues } from './secrets.js';
 
 export interface LoadedConfig {
   /** Absolute path of the file the config came from. */
   file: string;
   config: GatewayConfig;
+  /** Problems that do not stop the gateway (GW_ERR_CONFIG_SECRET_FILE_MODE): logged by `run`, printed by `check`. */
+  warnings: GatewayError[];
 }
 
 /** `--config`, else `$HERMES_GATEWAY_CONFIG`, else the XDG default (DESIGN §6). */
@@ -33,23 +35,31 @@ function keyPath(path: ReadonlyArray<string | number>): string {
   );
 }
 
-/** One line per problem, each naming the key, so the operator can fix all of them at once. */
+/** Problems listed in one message; the rest are counted (40k unknown keys are not echoed). */
+const MAX_LISTED_ISSUES = 20;
+
+/**
+ * One line per problem, each naming the key, so the operator can fix all of them at once.
+ * Keys and messages are cut (zod quotes the received value whole), and only the first
+ * MAX_LISTED_ISSUES problems are listed.
+ */
 function describeIssues(issues: z.ZodIssue[]): { text: string; firstKey: string } {
   const lines: string[] = [];
   let firstKey = '';
+  let total = 0;
+  const add = (path: string, what: string): void => {
+    firstKey ||= path;
+    total += 1;
+    if (lines.length < MAX_LISTED_ISSUES) lines.push(`${cutText(path)}: ${cutText(what)}`);
+  };
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
-        const path = keyPath([...issue.path, key]);
-        firstKey ||= path;
-        lines.push(`${path}: unknown key`);
-      }
+      for (const key of issue.keys) add(keyPath([...issue.path, key]), 'unknown key');
       continue;
     }
-    const path = keyPath(issue.path) || '(top level)';
-    firstKey ||= path;
-    lines.push(`${path}: ${issue.message}`);
+    add(keyPath(issue.path) || '(top level)', issue.message);
   }
+  if (total > lines.length) lines.push(`and ${total - lines.length} more problems`);
   return { text: lines.join('; '), firstKey };
 }
 
@@ -63,7 +73,8 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): LoadedConfig {
   const raw = readConfigDocument(file);
-  const resolved = resolveConfigValues(raw, env, file, dirname(file));
+  const warnings: GatewayError[] = [];
+  const resolved = resolveConfigValues(raw, env, file, dirname(file), warnings);
   const parsed = buildConfigSchema(registry).safeParse(resolved);
   if (!parsed.success) {
     const { text: problems, firstKey } = describeIssues(parsed.error.issues);
@@ -76,7 +87,7 @@ export function loadConfig(
   if (config.state_file && !isAbsolute(config.state_file)) {
     config.state_file = resolve(dirname(file), config.state_file);
   }
-  return { file, config };
+  return { file, config, warnings };
 }
 
 /** Names of the platform instances whose config is present and enabled. */

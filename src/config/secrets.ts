@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { GatewayError } from '../errors.js';
 import { interpolate, isWholeReference } from './interpolate.js';
+import { MAX_SECRET_FILE_BYTES, readTextFile } from './read.js';
 import { Secret } from './secret.js';
 
 /** Keys whose values are secrets wherever they appear in the config. */
@@ -11,18 +11,31 @@ interface WalkContext {
   env: NodeJS.ProcessEnv;
   file: string;
   baseDir: string;
+  /** Problems that do not stop the gateway (a secret file others can read). */
+  warnings: GatewayError[];
 }
 
-function readSecretFile(path: string, keyPath: string, ctx: WalkContext): Secret {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const errno = (err as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new GatewayError(
-      'GW_ERR_CONFIG_SECRET_UNREADABLE',
-      `${ctx.file}: ${keyPath}: cannot read secret file ${path} (${errno})`,
-      { cause: err, details: { key: keyPath, file: ctx.file, path, errno } },
+function readSecretFile(
+  path: string,
+  keyPath: string,
+  ctx: WalkContext,
+  checkMode: boolean,
+): Secret {
+  const { text, stats } = readTextFile(path, {
+    file: ctx.file,
+    key: keyPath,
+    unreadableCode: 'GW_ERR_CONFIG_SECRET_UNREADABLE',
+    maxBytes: MAX_SECRET_FILE_BYTES,
+  });
+  // Systemd credentials live in a directory only the service can enter: only *_file is checked.
+  if (checkMode && (stats.mode & 0o077) !== 0) {
+    const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
+    ctx.warnings.push(
+      new GatewayError(
+        'GW_ERR_CONFIG_SECRET_FILE_MODE',
+        `${ctx.file}: ${keyPath}: secret file ${path} is open to group or others (mode ${mode}): chmod 600 it`,
+        { details: { key: keyPath, file: ctx.file, path, mode } },
+      ),
     );
   }
   // Files written by editors and `echo` end in a newline that is not part of the secret.
@@ -93,7 +106,7 @@ function resolveObject(
         }
         secretPath = join(dir, value);
       }
-      out[base] = readSecretFile(secretPath, keyPath, ctx);
+      out[base] = readSecretFile(secretPath, keyPath, ctx, kind === 'file');
       continue;
     }
     if (SECRET_KEYS.has(key)) {
@@ -101,7 +114,7 @@ function resolveObject(
         // DESIGN §6: a secret is never only inline in a file that gets copied and shared.
         throw new GatewayError(
           'GW_ERR_CONFIG_SECRET_INLINE',
-          `${ctx.file}: ${keyPath}: a secret must come from the environment ("\${VAR}"), ${key}_file or ${key}_credential, not inline`,
+          `${ctx.file}: ${keyPath}: a secret must come from the environment ("\${VAR}", without a ":-" default), ${key}_file or ${key}_credential, not inline`,
           { details: { key: keyPath, file: ctx.file } },
         );
       }
@@ -124,13 +137,15 @@ function resolveValue(value: unknown, path: string, ctx: WalkContext): unknown {
 
 /**
  * Interpolates `${VAR}` in every string and resolves secrets (`X`, `X_file`, `X_credential`)
- * into Secret objects, before the schema sees the document.
+ * into Secret objects, before the schema sees the document. Warnings (a secret file others
+ * can read) are appended to `warnings`.
  */
 export function resolveConfigValues(
   doc: unknown,
   env: NodeJS.ProcessEnv,
   file: string,
   baseDir: string,
+  warnings: GatewayError[] = [],
 ): unknown {
-  return resolveValue(doc, '', { env, file, baseDir });
+  return resolveValue(doc, '', { env, file, baseDir, warnings });
 }

@@ -2,6 +2,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GatewayError } from '../errors.js';
+import { scrub } from '../util/scrub.js';
 import './errors.js';
 
 export interface HttpResponse {
@@ -138,8 +139,11 @@ function retryAfterMs(headers: IncomingHttpHeaders): number | null {
   return Number.isFinite(value) && value >= 0 ? value * 1000 : null;
 }
 
+/** The start of an error body, for the log. Scrubbed: servers echo the key they refused. */
 function excerpt(body: Buffer): string {
-  return body.subarray(0, 200).toString('utf8').replace(/\s+/g, ' ').trim();
+  // Scrubbed before the cut, so a secret straddling the cut is still matched whole.
+  const text = scrub(body.subarray(0, 4_096).toString('utf8'));
+  return text.slice(0, 200).replace(/\s+/g, ' ').trim();
 }
 
 /**

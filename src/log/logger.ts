@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Level, type Logger } from 'pino';
 import type PinoPretty from 'pino-pretty';
 import { formatTextLine } from './text-format.js';
+import { scrub } from '../util/scrub.js';
 
 export type LogLevel = Level;
 export type { Logger };
@@ -138,6 +139,8 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { pid: process.pid },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Last fence: any form of a live secret in a finished line (src/util/scrub.ts).
+      hooks: { streamWrite: scrub },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (_label, number) => ({ level: number }) },
     },

@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../errors.js';
 import { fsyncDirectory } from '../util/fsync-dir.js';
 import { processStartTime } from '../util/proc.js';
 import { makeDirectory } from '../util/mkdir.js';
+import { checkStatePath } from './paths.js';
 import {
   STATE_SCHEMA_VERSION,
   type GatewayStatus,
@@ -153,6 +154,8 @@ export class StateStore {
         await makeDirectory(dirname(this.path), 0o700);
         this.dirReady = true;
       }
+      // Again at each write: a symlink planted while we run must not be written through.
+      checkStatePath(this.path);
       await writeFileAtomic(this.path, body, { mode: 0o600, fsync: true });
       // write-file-atomic fsyncs the file, not the rename: without this, a power cut can
       // bring back the previous document after the gateway went on as if it were written.
@@ -160,11 +163,12 @@ export class StateStore {
       this.writes += 1;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
-      this.failure = new GatewayError(
-        'GW_ERR_STATE_WRITE',
-        `cannot write state file ${this.path}: ${code}`,
-        { cause: err, details: { path: this.path, errno: code, write_seq: seq } },
-      );
+      this.failure = isGatewayError(err)
+        ? err
+        : new GatewayError('GW_ERR_STATE_WRITE', `cannot write state file ${this.path}: ${code}`, {
+            cause: err,
+            details: { path: this.path, errno: code, write_seq: seq },
+          });
       // warn: the caller that ends the gateway over it logs the one error line (with errno).
       this.log.warn(
         { code: this.failure.code, path: this.path, errno: code },

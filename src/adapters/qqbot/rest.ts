@@ -8,6 +8,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { Secret } from '../../config/secret.js';
 import { GatewayError } from '../../errors.js';
+import { scrub } from '../../util/scrub.js';
 import {
   ApiCode,
   TOKEN_REJECTION_CODES,
@@ -288,7 +289,7 @@ export class QQRest {
       const failure = err instanceof HttpFailureError ? err.failure : 'network';
       throw new GatewayError(
         'GW_ERR_QQ_TOKEN_FAILED',
-        `token endpoint: ${failure}: ${scrub((err as Error).message, secret)}`,
+        `token endpoint: ${failure}: ${scrub((err as Error).message)}`,
         { details: { failure } },
       );
     }
@@ -298,7 +299,7 @@ export class QQRest {
       return { accessToken: parsed.accessToken, expiresInMs: parsed.expiresInMs };
     }
     if (parsed.kind === 'error') {
-      const text = scrub(parsed.message, secret);
+      const text = scrub(parsed.message);
       if (parsed.code !== null && TOKEN_REJECTION_CODES.has(parsed.code)) {
         throw new GatewayError(
           'GW_ERR_QQ_CREDENTIALS_REJECTED',
@@ -339,13 +340,15 @@ export class QQRest {
       const failure = err instanceof HttpFailureError ? err.failure : 'network';
       throw new GatewayError(
         'GW_ERR_QQ_GATEWAY_FAILED',
-        `GET /gateway/bot: ${failure}: ${(err as Error).message}`,
+        `GET /gateway/bot: ${failure}: ${scrub((err as Error).message)}`,
         {
           details: { failure },
         },
       );
     }
-    const { code, message } = apiErrorOf(answer.body);
+    const { code, message: echoed } = apiErrorOf(answer.body);
+    // A refusing endpoint may quote the `QQBot <token>` it received.
+    const message = scrub(echoed);
     const trace = { status: answer.status, trace_id: answer.traceId, platform_code: code };
     if (answer.status === 401 || code === ApiCode.TokenExpired) {
       throw new GatewayError(
@@ -385,7 +388,8 @@ export class QQRest {
       status: answer.status,
       body: answer.body,
       code,
-      message,
+      // A refusing endpoint may quote the `QQBot <token>` it received.
+      message: scrub(message),
       retryAfterMs: retryAfterHeaderMs(answer.headers) ?? retryAfterBodyMs(answer.body),
       traceId: answer.traceId,
     };
@@ -400,10 +404,4 @@ export class QQRest {
       'user-agent': USER_AGENT,
     };
   }
-}
-
-/** Removes a secret from text that came from outside (a platform message may echo input). */
-function scrub(text: string, secret: Secret): string {
-  const value = secret.reveal();
-  return value === '' ? text : text.split(value).join('[redacted]');
 }

@@ -15,6 +15,8 @@ import { HttpFailureError, type QQRest } from './rest.js';
  * once would only spin.
  */
 const MIN_REFETCH_MS = 1_000;
+/** A replaced token is still scrubbed from outside text this long after its expiry. */
+const RETIRED_SCRUB_MS = 10 * 60_000;
 /** Longest pause between attempts of a failing background refresh. */
 const MAX_REFRESH_RETRY_MS = 30_000;
 
@@ -78,7 +80,10 @@ export class TokenSource {
    * fetched meanwhile by someone else stays.
    */
   invalidate(refused?: AccessToken): void {
-    if (refused === undefined || this.current === refused) this.current = null;
+    const dropped = this.current;
+    if (dropped === null || (refused !== undefined && dropped !== refused)) return;
+    dropped.value.retire(dropped.expiresAt + RETIRED_SCRUB_MS);
+    this.current = null;
   }
 
   /**
@@ -142,6 +147,8 @@ export class TokenSource {
       fetchedAt: this.now(),
     };
     const renewed = previous === null || previous.value.reveal() !== grant.accessToken;
+    // The replaced token may still be echoed by answers to requests that carried it.
+    if (renewed && previous !== null) previous.value.retire(previous.expiresAt + RETIRED_SCRUB_MS);
     this.current = token;
     log().info(
       { expires_in_ms: grant.expiresInMs, renewed },

@@ -217,7 +217,7 @@ for (const [code, meaning] of FATAL_CLOSES) {
       const errors = run.lines.filter((l) => typeof l.level === 'number' && l.level >= 50);
       assert.deepEqual(
         errors.map((l) => l.code),
-        [closeErrorCode(row.code)],
+        [errorCode],
         'one fatal, one error line',
       );
     });

@@ -33,6 +33,8 @@ export interface FakeOpenAiOptions {
   /** When set, requests must carry `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
   models?: string[];
+  /** A wrong key gets `Incorrect API key provided: <the Authorization received>` (a careless server). */
+  echoAuthorization?: boolean;
 }
 
 export class FakeOpenAi {
@@ -86,7 +88,9 @@ export class FakeOpenAi {
     ) {
       json(res, 401, {
         error: {
-          message: 'Incorrect API key provided',
+          message: this.options.echoAuthorization
+            ? `Incorrect API key provided: ${headers.authorization ?? ''}`
+            : 'Incorrect API key provided',
           type: 'invalid_request_error',
           code: 'invalid_api_key',
         },

@@ -27,7 +27,9 @@ export type SendFault =
   /** Never answered until the client gives up or the fake closes. */
   | { kind: 'timeout' }
   /** The TCP connection is destroyed without an answer. */
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** 401 whose message repeats the `Authorization` it received (a careless endpoint). */
+  | { kind: 'unauthorized_echo' };
 
 /** The route of a message-sending request. */
 export interface SendRoute {
@@ -91,7 +93,7 @@ export class MessageApi {
     } else if (raw === null) {
       answer = { status: 413, body: apiError(ApiCode.InvalidParam, 'body too large') };
     } else if (fault !== undefined) {
-      answer = this.faultAnswer(fault, res);
+      answer = this.faultAnswer(fault, res, req.headers.authorization);
     } else if (!isObject(body)) {
       this.ctx.violation('send-invalid-body', `${path}: body is not a JSON object`);
       answer = { status: 400, body: apiError(ApiCode.InvalidParam, 'invalid json body') };
@@ -123,7 +125,11 @@ export class MessageApi {
   }
 
   /** The answer of a scripted fault; `null` when nothing is (or will be) answered. */
-  private faultAnswer(fault: SendFault, res: ServerResponse): Answer | null {
+  private faultAnswer(
+    fault: SendFault,
+    res: ServerResponse,
+    authorization: string | undefined,
+  ): Answer | null {
     switch (fault.kind) {
       case 'rate_limited': {
         const code = fault.code ?? ApiCode.MsgLimitExceeded;
@@ -150,6 +156,11 @@ export class MessageApi {
       case 'reset':
         res.destroy();
         return null;
+      case 'unauthorized_echo':
+        return {
+          status: 401,
+          body: apiError(ApiCode.TokenExpired, `invalid token: ${authorization ?? '(none)'}`),
+        };
     }
   }
 

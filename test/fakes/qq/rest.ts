@@ -10,10 +10,23 @@ import { ApiCode, apiError, isObject, tokenExpiredError } from './protocol.js';
 import type { TokenRequestRecord } from './records.js';
 
 /** Scripted behaviour of the token endpoint. */
-export type TokenFault = 'none' | 'http500' | 'timeout' | 'bad_credentials' | 'malformed_json';
+export type TokenFault =
+  | 'none'
+  | 'http500'
+  | 'timeout'
+  | 'bad_credentials'
+  | 'malformed_json'
+  /** Refuses the credentials repeating the request body it received (a careless endpoint). */
+  | 'echo_body';
 
 /** Scripted behaviour of `GET /gateway` and `GET /gateway/bot`. */
-export type GatewayFault = 'none' | 'http500' | 'timeout' | 'malformed_json';
+export type GatewayFault =
+  | 'none'
+  | 'http500'
+  | 'timeout'
+  | 'malformed_json'
+  /** 401 repeating the `Authorization` it received (a careless endpoint). */
+  | 'unauthorized_echo';
 
 /** A fault and how many more requests it applies to. */
 interface Armed<F> {
@@ -62,7 +75,7 @@ export class Rest {
       if (route !== null) await this.messages.handle(req, res, route, path, authorized);
       else if (!authorized) reply(res, 401, tokenExpiredError());
       else if (path === '/users/@me') this.me(res);
-      else this.gateway(res, path);
+      else this.gateway(res, path, req.headers.authorization);
     }
   }
 
@@ -100,6 +113,12 @@ export class Rest {
         reply(res, 200, '{"access_token":"');
         record.outcome = 'malformed_json';
         break;
+      case 'echo_body':
+        reply(res, 200, {
+          code: ApiCode.BadCredentials,
+          message: `invalid appid or secret in ${raw ?? ''}`,
+        });
+        break;
       case 'bad_credentials':
       case 'none': {
         const ok =
@@ -122,7 +141,7 @@ export class Rest {
     this.ctx.events.emit('token', record);
   }
 
-  private gateway(res: ServerResponse, path: string): void {
+  private gateway(res: ServerResponse, path: string, authorization: string | undefined): void {
     const fault = this.refuseGateway ? 'refused' : take(this.gatewayFault);
     let status = 200;
     switch (fault) {
@@ -140,6 +159,10 @@ export class Rest {
         break;
       case 'malformed_json':
         reply(res, status, '{"url": "ws://');
+        break;
+      case 'unauthorized_echo':
+        status = 401;
+        reply(res, status, apiError(ApiCode.TokenExpired, `invalid token: ${authorization ?? ''}`));
         break;
       case 'none': {
         const url = this.wsUrl();

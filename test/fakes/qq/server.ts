@@ -202,6 +202,11 @@ export class FakeQQServer {
     return this.gateway.currentSessionId;
   }
 
+  /** Every access token this fake has issued, oldest first. */
+  get issuedTokens(): string[] {
+    return this.tokens.issuedTokens;
+  }
+
   /** The token a request would get back now without minting, if any. */
   get currentToken(): string | null {
     return this.tokens.currentToken;

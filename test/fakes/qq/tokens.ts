@@ -84,6 +84,11 @@ export class TokenStore {
     for (const token of this.issued.values()) token.revoked = true;
   }
 
+  /** Every token issued so far, oldest first (for tests that look for leaks). */
+  get issuedTokens(): string[] {
+    return [...this.issued.keys()];
+  }
+
   /** The token the next request would reuse, if any (for tests). */
   get currentToken(): string | null {
     return this.current?.value ?? null;
