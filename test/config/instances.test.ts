@@ -100,6 +100,14 @@ await test('instances: type defaults to the key, `type` picks the schema', async
     assert.equal(notString.details.key, 'platforms.chat.type');
   });
 
+  await t.test('bad instance names are config errors naming the key', async () => {
+    for (const name of ['a'.repeat(33), '-lead', 'qq.test']) {
+      const err = await loadError({ platforms: { [name]: { type: 'scripted' } } });
+      assert.equal(err.code, 'GW_ERR_CONFIG_INVALID');
+      assert.equal(err.details.key, `platforms.${name}`);
+    }
+  });
+
   await t.test('an instance that is not a mapping names its key', async () => {
     const err = await loadError({ platforms: { qqbot: 'yes' } });
     assert.equal(err.details.key, 'platforms.qqbot');
@@ -112,6 +120,10 @@ await test('instances: type defaults to the key, `type` picks the schema', async
       platforms: { 'qq-test': qq('1', { type: 'qqbot', reconnect: { nope: 1 } }) },
     });
     assert.equal(nested.details.key, 'platforms.qq-test.reconnect.nope');
+    const wrongType = await loadError({
+      platforms: { 'bot-2': { type: 'scripted', after_ms: 'x' } },
+    });
+    assert.equal(wrongType.details.key, 'platforms.bot-2.after_ms');
   });
 });
 
