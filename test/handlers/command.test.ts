@@ -162,13 +162,15 @@ await test('command handler with real child processes', async (t) => {
     'a command that hangs is killed with its whole process group: GW_ERR_HANDLER_COMMAND_TIMEOUT',
     async () => {
       const file = join(dir, 'pids-hang.json');
-      const handler = createCommandHandler(config(hangingFamily(file), { timeout_ms: 300 }), {
+      // 1.5 s: a loaded machine must get the family started (and the pid file written)
+      // before the timeout, or there is nothing to check.
+      const handler = createCommandHandler(config(hangingFamily(file), { timeout_ms: 1_500 }), {
         log,
       });
       const started = performance.now();
       await rejectsWith(handler.handle(makeEvent(), signal), 'GW_ERR_HANDLER_COMMAND_TIMEOUT');
       const elapsed = performance.now() - started;
-      assert.ok(elapsed >= 290 && elapsed < 2_000, `took ${elapsed} ms`);
+      assert.ok(elapsed >= 1_490 && elapsed < 10_000, `took ${elapsed} ms`);
       assert.ok(existsSync(file));
       const [child, grandchild] = JSON.parse(readFileSync(file, 'utf8')) as [number, number];
       assert.ok(isDead(child), 'the command itself is dead');
@@ -180,12 +182,13 @@ await test('command handler with real child processes', async (t) => {
   await t.test('a command that ignores SIGTERM gets SIGKILL after kill_grace_ms', async () => {
     const file = join(dir, 'pids-term.json');
     const handler = createCommandHandler(
-      config(hangingFamily(file, true), { timeout_ms: 200, kill_grace_ms: 150 }),
+      // The SIGTERM handler must be installed before the timeout fires: 1.5 s of start-up.
+      config(hangingFamily(file, true), { timeout_ms: 1_500, kill_grace_ms: 150 }),
       { log },
     );
     const started = performance.now();
     await rejectsWith(handler.handle(makeEvent(), signal), 'GW_ERR_HANDLER_COMMAND_TIMEOUT');
-    assert.ok(performance.now() - started >= 340);
+    assert.ok(performance.now() - started >= 1_640);
     const [child, grandchild] = JSON.parse(readFileSync(file, 'utf8')) as [number, number];
     assert.ok(isDead(child));
     assert.ok(await waitDead(grandchild));
