@@ -59,6 +59,11 @@ export interface GatewayMetrics {
   /** `hermes_deliveries_total{platform,result}`: replies and proactive sends by outcome. */
   readonly deliveriesTotal: Counter<'platform' | 'result'>;
   /**
+   * `hermes_resume_after_restart_total{platform,result}`: how the first connection of a
+   * process used the resume point the previous one left (`accepted`, `refused`, `stale`).
+   */
+  readonly resumeAfterRestartTotal: Counter<'platform' | 'result'>;
+  /**
    * `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running),
    * read from the source `bindPipelineLoad` gave at scrape time (it changes twice per event).
    */
@@ -127,6 +132,12 @@ export function createMetrics(): GatewayMetrics {
   const deliveriesTotal = new Counter({
     name: 'hermes_deliveries_total',
     help: 'Messages handed to adapter.send (replies and proactive sends), by result.',
+    labelNames: ['platform', 'result'] as const,
+    registers,
+  });
+  const resumeAfterRestartTotal = new Counter({
+    name: 'hermes_resume_after_restart_total',
+    help: 'Resumes at the resume point a previous process left, by platform and result.',
     labelNames: ['platform', 'result'] as const,
     registers,
   });
@@ -200,6 +211,7 @@ export function createMetrics(): GatewayMetrics {
     handlerLatencySeconds,
     handlerErrorsTotal,
     deliveriesTotal,
+    resumeAfterRestartTotal,
     pipelineQueuedEvents,
     bindPipelineLoad(load) {
       pipelineLoad = load;
@@ -236,6 +248,7 @@ export const {
   handlerLatencySeconds,
   handlerErrorsTotal,
   deliveriesTotal,
+  resumeAfterRestartTotal,
   pipelineQueuedEvents,
 } = metrics;
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { controlSchema, type ControlConfig } from '../control/config.js';
+import { deliverySchema, type DeliveryConfig } from '../delivery/config.js';
 import { handlerSchema, type HandlerConfig } from '../handlers/config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -20,6 +21,8 @@ export interface GatewayConfig {
   handler: HandlerConfig;
   /** The local control API; off unless `control.listen` is set. */
   control?: ControlConfig | undefined;
+  /** The delivery store: resume points, answered set, outbox (docs/delivery.md). */
+  delivery: DeliveryConfig;
   /** Validated per platform by its own schema; keyed by platform name. */
   platforms: Record<string, { enabled: boolean } | undefined>;
 }
@@ -40,6 +43,7 @@ export function buildConfigSchema(
       heartbeat_interval_ms: positiveMs.default(DEFAULTS.heartbeatIntervalMs),
       handler: handlerSchema.default({ type: 'echo' }),
       control: controlSchema.optional(),
+      delivery: deliverySchema.default({}),
       platforms: z.object(platformShape).strict().default({}),
     })
     .strict();
