@@ -190,7 +190,9 @@ export class DeliveryStore {
       mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
       // Loaded here, not at import: a gateway with the store off never loads the addon.
       const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
-      db = new Database(options.path);
+      // No busy wait: only this process writes the file (a lock held by anyone else is a
+      // fault to report, not to wait out with the event loop blocked).
+      db = new Database(options.path, { timeout: 0 });
       chmodSync(options.path, 0o600);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);

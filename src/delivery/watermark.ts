@@ -16,13 +16,6 @@ export class HandledWatermark {
     this.highest = floor;
   }
 
-  /** Number of begun positions that have not ended. */
-  get unfinished(): number {
-    let n = 0;
-    for (let i = this.head; i < this.positions.length; i++) if (!this.ended[i]) n += 1;
-    return n;
-  }
-
   /** The watermark now; null when nothing has ended in this stream and there is no floor. */
   get value(): number | null {
     if (this.head < this.positions.length) return this.positions[this.head]! - 1;
@@ -46,9 +39,18 @@ export class HandledWatermark {
 
   /** The event at `position` ended; returns true when the watermark moved. */
   end(position: number): boolean {
-    let i = this.head;
-    while (i < this.positions.length && (this.positions[i] !== position || this.ended[i])) i += 1;
-    if (i === this.positions.length) return false;
+    // Binary search (the live part is sorted): a backlog of thousands replayed behind one
+    // slow event must not make every end() a scan.
+    let lo = this.head;
+    let hi = this.positions.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.positions[mid]! < position) lo = mid + 1;
+      else hi = mid;
+    }
+    let i = lo;
+    while (i < this.positions.length && this.positions[i] === position && this.ended[i]) i += 1;
+    if (i === this.positions.length || this.positions[i] !== position) return false;
     this.ended[i] = true;
     if (i !== this.head) return false;
     while (this.head < this.positions.length && this.ended[this.head]) {

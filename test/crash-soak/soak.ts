@@ -175,12 +175,20 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
 
   let expectExit = false;
   const start = (): GatewayProcess => {
+    const lines: string[] = [];
     const gateway = new GatewayProcess(
       options.cliPath,
       ['run', '--config', configPath],
       env,
-      () => undefined,
+      (_line, raw) => {
+        if (options.keepDir) lines.push(raw);
+      },
     );
+    if (options.keepDir) {
+      void gateway.exited.then(() =>
+        writeFile(join(dir, `gateway-${gateway.pid}.log`), lines.join('\n') + '\n'),
+      );
+    }
     expectExit = false;
     void gateway.exited.then((exit: ProcessExit) => {
       if (!expectExit) {
