@@ -244,7 +244,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           event_id: event.id,
           platform: event.platform,
         };
-        if (error.code === 'GW_ERR_HANDLER_CANCELLED') {
+        // Cut short by close(): not handled, whatever the handler made of the abort.
+        if (error.code === 'GW_ERR_HANDLER_CANCELLED' || controller.signal.aborted) {
           ended = false;
           log.debug(fields, error.message);
         } else log.warn(fields, `event not answered: ${error.message}`);
@@ -286,7 +287,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         } catch (err) {
           const error = toGatewayError(err, 'GW_ERR_DELIVERY_FAILED');
           const fields = { code: error.code, event_id: event.id, platform: event.platform };
-          if (error.code === 'GW_ERR_HANDLER_CANCELLED') {
+          if (error.code === 'GW_ERR_HANDLER_CANCELLED' || controller.signal.aborted) {
             // Stopping: the reply stays in the outbox and is re-sent after the restart.
             ended = false;
             log.debug(fields, error.message);

@@ -26,8 +26,10 @@ const RESTART_DELAY_MS = 500;
 
 export interface CrashSoakOptions {
   seed: number;
-  /** How long messages flow. */
-  durationMs: number;
+  /** How long a restarted gateway may take to answer its first message. */
+  upTimeoutMs: number;
+  /** How long the stream goes on after the last restart. */
+  tailMs: number;
   /** SIGKILLs and SIGTERMs spread over the run. */
   kills: number;
   terms: number;
@@ -139,6 +141,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     }
     message.accepted += 1;
     if (message.accepted === 1) replyOrder[message.chat]!.push(message.n);
+    replyWaiter?.();
     if (currentRestart !== null && currentRestart.firstReplyMs === null && current !== null) {
       currentRestart.firstReplyMs = Date.now() - current.startedAt;
     }
@@ -201,7 +204,9 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     return gateway;
   };
 
-  // The restart moments: seeded, spread over the run, at least 1.5 s apart.
+  // The restarts: seeded kinds in a seeded order. Each comes a seeded 0.2–2 s after the
+  // process it ends answered its first message, so every kill hits a gateway under load
+  // (however slowly a loaded machine starts node), and at a random point of its work.
   const total = options.kills + options.terms;
   const kinds: Array<'kill9' | 'term'> = [
     ...Array<'kill9'>(options.kills).fill('kill9'),
@@ -211,11 +216,21 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     const j = rng.int(0, i);
     [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
   }
-  const slot = (options.durationMs - 3_000) / Math.max(total, 1);
-  const moments = kinds.map((how, i) => ({
-    how,
-    at: 2_000 + i * slot + rng.float() * Math.max(0, slot - 1_500),
-  }));
+  const moments = kinds.map((how) => ({ how, afterFirstReplyMs: 200 + rng.float() * 1_800 }));
+  /** Resolves at the first accepted reply after `since`, or after `timeoutMs`. */
+  let replyWaiter: (() => void) | null = null;
+  const firstReplyAfter = (timeoutMs: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        replyWaiter = null;
+        resolve(false);
+      }, timeoutMs);
+      replyWaiter = () => {
+        clearTimeout(timer);
+        replyWaiter = null;
+        resolve(true);
+      };
+    });
 
   const t0 = Date.now();
   current = start();
@@ -243,8 +258,10 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
 
   try {
     for (const moment of moments) {
-      const wait = t0 + moment.at - Date.now();
-      if (wait > 0) await sleep(wait);
+      if (!(await firstReplyAfter(options.upTimeoutMs))) {
+        violations.push(`no reply within ${options.upTimeoutMs} ms of restart #${restarts.length}`);
+      }
+      await sleep(moment.afterFirstReplyMs);
       const gateway: GatewayProcess = current;
       expectExit = true;
       const record: RestartRecord = {
@@ -273,8 +290,9 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
         `${Math.round((Date.now() - t0) / 1000)} s: ${moment.how} #${restarts.length}/${total}, sent ${counters.sent}`,
       );
     }
-    const left = t0 + options.durationMs - Date.now();
-    if (left > 0) await sleep(left);
+    // The last process works under the stream for a while too, then the stream ends.
+    await firstReplyAfter(options.upTimeoutMs);
+    await sleep(options.tailMs);
     streaming = false;
     await stream;
     // Settle: wait until every message has an answer (or the deadline passes).
@@ -332,7 +350,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   return {
     crash_soak_summary: true,
     seed: options.seed,
-    duration_ms: options.durationMs,
+    duration_ms: Date.now() - t0,
     rate: options.rate,
     chats: options.chats,
     sent: counters.sent,
