@@ -74,6 +74,10 @@ function recordingContext(): {
       promise.catch(() => undefined);
     },
     emit: () => undefined,
+    resumePoint: null,
+    saveSession: () => undefined,
+    handledPosition: () => null,
+    resumeOutcome: () => undefined,
   };
   const waitFor = (
     pred: (t: { state: AdapterOwnedState; patch: AdapterStatusPatch }) => boolean,

@@ -71,6 +71,11 @@ export interface GatewayMetrics {
   /** `hermes_deliveries_total{platform,type,result}`: replies and proactive sends by outcome. */
   readonly deliveriesTotal: PlatformCounter<'result'>;
   /**
+   * `hermes_resume_after_restart_total{platform,type,result}`: how the first connection of a
+   * process used the resume point the previous one left (`accepted`, `refused`, `stale`).
+   */
+  readonly resumeAfterRestartTotal: PlatformCounter<'result'>;
+  /**
    * `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running),
    * read from the source `bindPipelineLoad` gave at scrape time (it changes twice per event).
    */
@@ -161,6 +166,15 @@ export function createMetrics(): GatewayMetrics {
     },
     typeOf,
   );
+  const resumeAfterRestartTotal = platformCounter(
+    {
+      name: 'hermes_resume_after_restart_total',
+      help: 'Resumes at the resume point a previous process left, by platform and result.',
+      labelNames: ['result'] as const,
+      registers,
+    },
+    typeOf,
+  );
   const pipelineQueuedEvents = new Gauge({
     name: 'hermes_pipeline_queued_events',
     help: 'Inbound events accepted by the pipeline and not finished yet (waiting or running).',
@@ -232,6 +246,7 @@ export function createMetrics(): GatewayMetrics {
     handlerLatencySeconds,
     handlerErrorsTotal,
     deliveriesTotal,
+    resumeAfterRestartTotal,
     pipelineQueuedEvents,
     bindPipelineLoad(load) {
       pipelineLoad = load;
@@ -293,6 +308,7 @@ export const {
   handlerLatencySeconds,
   handlerErrorsTotal,
   deliveriesTotal,
+  resumeAfterRestartTotal,
   pipelineQueuedEvents,
 } = metrics;
 

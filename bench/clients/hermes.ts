@@ -6,7 +6,10 @@
  * - default: the runner's `dispatch` (the adapter has received, parsed and normalized the
  *   event, and it has crossed the adapter contract);
  * - variant `pipeline`: one step further, by a handler behind the real message pipeline
- *   (dedupe window, per-conversation queues, metrics), which only counts and replies nothing.
+ *   (dedupe window, per-conversation queues, metrics), which only counts and replies nothing;
+ * - variant `pipeline-store`: the same with the delivery store on (docs/delivery.md): every
+ *   event's end is followed into the handled watermark, the answered set and the resume point,
+ *   committed in groups to SQLite, as `hermes-gateway run` does.
  */
 import { join } from 'node:path';
 import type { InboundEvent } from '../../src/adapters/contract.js';
@@ -14,6 +17,7 @@ import { defaultRegistry } from '../../src/adapters/registry.js';
 import { enabledInstances } from '../../src/config/instances.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createPipeline } from '../../src/handlers/pipeline.js';
+import { DeliveryStore, deliveryStorePath } from '../../src/delivery/store.js';
 import type { Handler } from '../../src/handlers/handler.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -45,8 +49,19 @@ async function start(config: ClientConfig): Promise<void> {
     heartbeatIntervalMs: loaded.config.heartbeat_interval_ms,
     log,
   });
-  let dispatch: (event: InboundEvent) => void;
-  if (config.variant === 'pipeline') {
+  let dispatch: (event: InboundEvent, done?: () => void) => void;
+  const delivery =
+    config.variant === 'pipeline-store'
+      ? DeliveryStore.open({
+          path: deliveryStorePath(stateFile),
+          rememberMs: loaded.config.delivery.remember_ms,
+          maxEntries: loaded.config.delivery.max_entries,
+          sync: loaded.config.delivery.sync,
+          resumeMaxAgeMs: loaded.config.delivery.resume_max_age_ms,
+          log,
+        })
+      : null;
+  if (config.variant === 'pipeline' || config.variant === 'pipeline-store') {
     const counting: Handler = {
       type: 'count',
       handle: () => {
@@ -60,8 +75,9 @@ async function start(config: ClientConfig): Promise<void> {
       log,
       metrics: createMetrics(),
       handler: counting,
+      delivery,
     });
-    dispatch = (event) => pipeline.dispatch(event);
+    dispatch = (event, done) => pipeline.dispatch(event, done);
   } else {
     dispatch = () => counter.hit();
   }
@@ -73,6 +89,7 @@ async function start(config: ClientConfig): Promise<void> {
     shutdownTimeoutMs: loaded.config.shutdown_timeout_ms,
     heartbeatIntervalMs: loaded.config.heartbeat_interval_ms,
     dispatch,
+    delivery,
   });
   runner.run().then(
     (outcome) => fail(`gateway ended: exit ${outcome.exitCode} (${outcome.reason})`),

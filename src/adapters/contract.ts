@@ -54,6 +54,13 @@ export interface InboundEvent {
   timestamp: string;
   /** Opaque to everyone but the adapter that produced it (QQ: the message id to reply to). */
   reply: Record<string, unknown>;
+  /**
+   * Where the event sits in the platform's stream, for the resume point (DESIGN §11, docs/
+   * delivery.md): QQ and Discord the dispatch `s`, Telegram the `update_id`. Numbers increase
+   * in arrival order within one session; absent when the platform has no such number (the
+   * event is then still answered at most once, but not replayed after a restart).
+   */
+  position?: number;
 }
 
 /** A message to deliver: a reply to an event, or a proactive message to a chat. */
@@ -62,6 +69,20 @@ export interface OutboundMessage {
   text: string;
   /** The inbound event's `reply` context for a passive reply; absent for proactive sends. */
   reply?: Record<string, unknown>;
+  /**
+   * Set by the pipeline on replies: the same for the same reply in every process, so a reply
+   * re-sent after a restart is the same message to the platform. An adapter whose platform
+   * has an idempotency key derives it from this (QQ: `msg_seq` from `ordinal` under the
+   * event's `msg_id`; Discord: `nonce` from a hash of `key` with `enforce_nonce`), and then
+   * treats the platform's "already sent" answer (QQ 40054005) as delivered. Platforms without
+   * a key (Telegram) ignore it: at-least-once there.
+   */
+  idempotency?: {
+    /** `<event id>#<ordinal>`; unique per logical reply. */
+    key: string;
+    /** 0-based index of this reply among the replies to one event. */
+    ordinal: number;
+  };
 }
 
 export interface SendResult {
@@ -90,7 +111,50 @@ export interface AdapterContext {
   track(what: string, promise: Promise<unknown>): void;
   /** Hands an inbound event to the message pipeline. Never throws. */
   emit(event: InboundEvent): void;
+  /**
+   * The resume point the previous process of this instance left (DESIGN §11), or null (first
+   * start, store off, or nothing saved). An adapter that can resume tries it unless it is
+   * `stale`, and falls back to a
+   * fresh session when the platform refuses, counting the outcome in
+   * `hermes_resume_after_restart_total{platform,result}` through `resumeOutcome()`.
+   */
+  readonly resumePoint: ResumePoint | null;
+  /**
+   * Records the platform session the events that follow belong to (QQ / Discord: at READY,
+   * `{ session_id, resume_url }`; Telegram: `{}` once). A new session starts a new position
+   * stream: positions emitted before it no longer hold the watermark back. The session is
+   * persisted (group commit) together with the handled watermark as this instance's resume
+   * point. Never throws; a store that cannot be written ends the gateway (exit 70).
+   */
+  saveSession(session: Record<string, unknown>): void;
+  /**
+   * The handled watermark of the current session: the highest position at or below which
+   * every emitted event has been handled (answered, failed with a logged code, or dropped on
+   * purpose); events finish out of order across chats, so this is the lowest unfinished
+   * position minus one. Null before the first event of the session (then the resume point's
+   * own position still holds). Telegram confirms `getUpdates` offsets only up to it + 1.
+   */
+  handledPosition(): number | null;
+  /** Counts how a resume at `resumePoint` went (`accepted`, `refused`, `stale`). */
+  resumeOutcome(result: ResumeResult): void;
 }
+
+/** What the previous process of an instance persisted, read back at start. */
+export interface ResumePoint {
+  /** What the adapter gave `saveSession()` (QQ: `{ session_id }`). */
+  session: Record<string, unknown>;
+  /** The handled watermark within that session; null when no event was handled in it. */
+  position: number | null;
+  /** How long ago (ms) the point was last written, at the start of this process. */
+  ageMs: number;
+  /**
+   * Older than `delivery.resume_max_age_ms`: the platform has probably forgotten the session
+   * (QQ, Discord: do not try it, count `stale`). Telegram's offset stays valid for 24 h.
+   */
+  stale: boolean;
+}
+
+export type ResumeResult = 'accepted' | 'refused' | 'stale';
 
 /**
  * A platform adapter.

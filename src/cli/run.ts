@@ -22,6 +22,7 @@ import { createControlServer } from '../control/server.js';
 import { bindStateMetrics, metrics } from '../metrics.js';
 import { credentialClaims, enabledInstances, type Instance } from '../config/instances.js';
 import { acquireCredentialLocks, type CredentialLocks } from '../runner/credential-locks.js';
+import { DeliveryStore, deliveryStorePath } from '../delivery/store.js';
 
 export interface RunOptions {
   config?: string | undefined;
@@ -198,10 +199,36 @@ async function runInstances(
   log: Logger,
 ): Promise<number> {
   const { config } = loaded;
+  // The delivery store is opened before anything connects: the resume points it holds decide
+  // how the adapters start. It cannot be opened or written: fatal (exit 70), like the state file.
+  let delivery: DeliveryStore | null = null;
+  let failDelivery: (error: GatewayError) => void = () => undefined;
+  if (config.delivery.enabled) {
+    try {
+      delivery = DeliveryStore.open({
+        path: deliveryStorePath(statePath),
+        rememberMs: config.delivery.remember_ms,
+        maxEntries: config.delivery.max_entries,
+        sync: config.delivery.sync,
+        resumeMaxAgeMs: config.delivery.resume_max_age_ms,
+        log,
+        onFailure: (error) => failDelivery(error),
+      });
+    } catch (err) {
+      const error = toGatewayError(err, 'GW_ERR_DELIVERY_STORE_OPEN');
+      log.error(
+        { code: error.code, exit_code: exitCodeFor(error), ...error.details },
+        error.message,
+      );
+      await persistStartupFailure(statePath, error, log);
+      return exitCodeFor(error);
+    }
+  }
+
   const adapters = instances.map((i) => i.definition.create(i.config, i.name));
   const types = new Map(instances.map((i) => [i.name, i.type]));
   metrics.bindTypes(types);
-  const pipeline = createPipeline({ config, adapters, log, metrics });
+  const pipeline = createPipeline({ config, adapters, log, metrics, delivery });
   bindStateMetrics(store);
   // Started by the runner's READY (the gateway is running); closed after the runner ends.
   const control = config.control?.listen
@@ -217,13 +244,23 @@ async function runInstances(
     notifier: control ? control.startOnReady(notifier, (err) => runner.fail(err)) : notifier,
     shutdownTimeoutMs: config.shutdown_timeout_ms,
     heartbeatIntervalMs: config.heartbeat_interval_ms,
-    dispatch: (event) => pipeline.dispatch(event),
+    dispatch: (event, done) => pipeline.dispatch(event, done),
     types,
+    delivery,
   });
+  failDelivery = (error) => runner.fail(error);
 
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, `received ${signal}`);
-    runner.stop(`stop requested (${signal})`);
+    if (stopping) return;
+    stopping = true;
+    // A planned stop loses nothing: no new event is taken, those taken get half the
+    // shutdown budget to be answered, and what is left is replayed after the restart.
+    void pipeline.drain(config.shutdown_timeout_ms / 2).then((all) => {
+      if (!all) log.info('stopping: events still in flight are left for the next process');
+      runner.stop(`stop requested (${signal})`);
+    });
   };
   // An exception nobody caught means our own bug: persist `fatal` and exit 70 rather than
   // limp on with a state file that may no longer describe reality.
@@ -246,6 +283,7 @@ async function runInstances(
     outcome = await runner.run();
     await control?.close();
     await pipeline.close();
+    delivery?.close();
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { controlSchema, type ControlConfig } from '../control/config.js';
+import { deliverySchema, type DeliveryConfig } from '../delivery/config.js';
 import { handlerSchema, type HandlerConfig } from '../handlers/config.js';
 import { platformsSchema, type InstanceConfig } from './instances.js';
 import { LOG_FORMATS, type LogFormat } from '../log/logger.js';
@@ -25,6 +26,8 @@ export interface GatewayConfig {
   handler: HandlerConfig;
   /** The local control API; off unless `control.listen` is set. */
   control?: ControlConfig | undefined;
+  /** The delivery store: resume points, answered set, outbox (docs/delivery.md). */
+  delivery: DeliveryConfig;
   /** Keyed by instance name; each validated by its type's own schema (instances.ts). */
   platforms: Record<string, InstanceConfig | undefined>;
 }
@@ -44,6 +47,7 @@ export function buildConfigSchema(
       heartbeat_interval_ms: positiveMs.default(DEFAULTS.heartbeatIntervalMs),
       handler: handlerSchema.default({ type: 'echo' }),
       control: controlSchema.optional(),
+      delivery: deliverySchema.default({}),
       platforms: platformsSchema(registry),
     })
     .strict();

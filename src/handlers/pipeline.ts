@@ -8,6 +8,7 @@ import { deliver } from './deliver.js';
 import './errors.js';
 import { conversationKey, type Handler } from './handler.js';
 import { RecentMap } from '../util/recent.js';
+import type { DeliveryStore, PendingReply } from '../delivery/store.js';
 
 const OVERFLOW = 'GW_ERR_HANDLER_QUEUE_OVERFLOW';
 
@@ -24,11 +25,28 @@ export interface PipelineOptions {
   now?: () => number;
   /** At most one overflow summary line per this many ms (after the first drop's own line). */
   overflowLogIntervalMs?: number;
+  /**
+   * The delivery store (docs/delivery.md): answered events are not handled again, replies are
+   * written before their first send attempt, and those a previous process left in flight are
+   * re-sent (with their idempotency keys) before anything else of their conversation.
+   */
+  delivery?: DeliveryStore | null;
 }
 
 export interface Pipeline {
-  /** Accepts one inbound event; never throws, never blocks the adapter. */
-  dispatch(event: InboundEvent): void;
+  /**
+   * Accepts one inbound event; never throws, never blocks the adapter. `done` is called once
+   * the event has ended: answered, failed with a logged code, or dropped on purpose (a
+   * duplicate's once the original has ended). It is never called for an event cut short by
+   * a stop: that one must come again after the restart.
+   */
+  dispatch(event: InboundEvent, done?: () => void): void;
+  /**
+   * Stops accepting events (later ones are dropped without `done`: the platform replays them
+   * after the restart) and waits up to `timeoutMs` for those accepted to end. Resolves true
+   * when all ended.
+   */
+  drain(timeoutMs: number): Promise<boolean>;
   /** Resolves once no event is waiting or being handled. */
   idle(): Promise<void>;
   /** Events waiting and events being handled, right now. */
@@ -98,6 +116,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const recent = new RecentIds(config.dedupe_window_ms, config.dedupe_max_entries);
   const clock = options.now ?? Date.now;
   const conversations = new Map<string, Conversation>();
+  const store = options.delivery ?? null;
+  /** `done` callbacks of accepted events by event id, duplicates' included (see dispatch). */
+  const endings = new Map<string, Array<() => void>>();
+  /** Replies a previous process left in flight, by event id: sent instead of the handler's. */
+  const recovered = new Map<string, PendingReply[]>();
+  let draining = false;
   /** Conversations with waiting events and nothing running, in the order they became ready. */
   const ready: Conversation[] = [];
   const controller = new AbortController();
@@ -179,6 +203,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
    * the per-event path, bench section 1).
    */
   async function handleEvent(conversation: Conversation, event: InboundEvent): Promise<void> {
+    /** Whether the event ended (answered, failed with a code); false when cut short. */
+    let ended = true;
     try {
       const adapter = adapters.get(event.platform);
       if (!adapter) {
@@ -188,11 +214,26 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         );
         return;
       }
+      if (store?.isAnswered(event.id)) {
+        // A replay queued behind the re-send of its own in-flight replies.
+        metrics.duplicatesDroppedTotal.inc(event.platform);
+        return;
+      }
       const started = performance.now();
-      let replies;
+      let replies: Array<{ text: string }>;
+      const left = recovered.get(event.id);
       try {
-        replies = await handler.handle(event, controller.signal);
-        latency.observe((performance.now() - started) / 1000);
+        if (left !== undefined) {
+          recovered.delete(event.id);
+          replies = left;
+          log.info(
+            { event_id: event.id, platform: event.platform, replies: left.length },
+            're-sending replies left in flight by the previous process',
+          );
+        } else {
+          replies = await handler.handle(event, controller.signal);
+          latency.observe((performance.now() - started) / 1000);
+        }
       } catch (err) {
         latency.observe((performance.now() - started) / 1000);
         const error = toGatewayError(err, 'GW_ERR_HANDLER_FAILED');
@@ -203,27 +244,65 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           event_id: event.id,
           platform: event.platform,
         };
-        if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
-        else log.warn(fields, `event not answered: ${error.message}`);
+        // Cut short by close(): not handled, whatever the handler made of the abort.
+        if (error.code === 'GW_ERR_HANDLER_CANCELLED' || controller.signal.aborted) {
+          ended = false;
+          log.debug(fields, error.message);
+        } else log.warn(fields, `event not answered: ${error.message}`);
         return;
       }
-      for (const reply of replies) {
+      if (store !== null && left === undefined && replies.length > 0) {
+        // The idempotency keys are on disk before the first attempt: a crash from here on
+        // re-sends these very replies, which the platform drops if they arrived.
         try {
-          await deliver(
-            adapter,
-            { chat: event.chat, text: reply.text, reply: event.reply },
-            { timeoutMs: config.send_timeout_ms, signal: controller.signal, metrics },
+          await store.writeIntents(
+            replies.map((reply, ordinal) => ({
+              eventId: event.id,
+              instance: event.platform,
+              chat: event.chat,
+              reply: event.reply,
+              ordinal,
+              text: reply.text,
+            })),
           );
+        } catch {
+          // The store is broken: the gateway is ending (exit 70); nothing is sent unrecorded.
+          ended = false;
+          return;
+        }
+      }
+      for (let ordinal = 0; ordinal < replies.length; ordinal++) {
+        const message = {
+          chat: event.chat,
+          text: replies[ordinal]!.text,
+          reply: event.reply,
+          idempotency: { key: `${event.id}#${ordinal}`, ordinal },
+        };
+        try {
+          await deliver(adapter, message, {
+            timeoutMs: config.send_timeout_ms,
+            signal: controller.signal,
+            metrics,
+          });
         } catch (err) {
           const error = toGatewayError(err, 'GW_ERR_DELIVERY_FAILED');
           const fields = { code: error.code, event_id: event.id, platform: event.platform };
-          if (error.code === 'GW_ERR_HANDLER_CANCELLED') log.debug(fields, error.message);
-          else log.warn(fields, `reply not delivered: ${error.message}`);
+          if (error.code === 'GW_ERR_HANDLER_CANCELLED' || controller.signal.aborted) {
+            // Stopping: the reply stays in the outbox and is re-sent after the restart.
+            ended = false;
+            log.debug(fields, error.message);
+            return;
+          }
+          log.warn(fields, `reply not delivered: ${error.message}`);
         }
       }
     } catch (err) {
       log.error({ code: 'GW_ERR_INTERNAL', event_id: event.id }, `pipeline bug: ${String(err)}`);
     } finally {
+      if (ended) {
+        store?.markAnswered(event.id);
+        end(event.id);
+      } else endings.delete(event.id);
       running -= 1;
       conversation.running = false;
       if (conversation.queue.length > 0) ready.push(conversation);
@@ -261,16 +340,31 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
-  function accept(event: InboundEvent): void {
-    if (closed) {
+  /** Calls the `done` callbacks of an event that ended (its duplicates' too). */
+  function end(id: string): void {
+    const callbacks = endings.get(id);
+    if (callbacks === undefined) return;
+    endings.delete(id);
+    for (const done of callbacks) done();
+  }
+
+  function accept(event: InboundEvent, done: (() => void) | undefined): void {
+    if (closed || draining) {
+      // Not handled and not ended: its position holds the watermark, the platform replays it.
       log.debug({ event_id: event.id }, 'event after close: dropped');
       return;
     }
     metrics.inboundEventsTotal.inc(event.platform);
     const now = clock();
-    if (recent.has(event.id, now)) {
+    if (recent.has(event.id, now) || store?.isAnswered(event.id)) {
       metrics.duplicatesDroppedTotal.inc(event.platform);
       log.debug({ event_id: event.id, platform: event.platform }, 'duplicate event dropped');
+      if (done !== undefined) {
+        // The original may still be running: this copy ends when it does.
+        const waiting = endings.get(event.id);
+        if (waiting !== undefined) waiting.push(done);
+        else done();
+      }
       return;
     }
     const key = conversationKey(event);
@@ -278,9 +372,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const conversationWaiting = conversation?.queue.length ?? 0;
     if (conversationWaiting >= config.queue_limit || waiting >= config.max_queued_events) {
       overflow(event, conversationWaiting);
+      done?.();
       return;
     }
     recent.add(event.id, now);
+    if (done !== undefined) endings.set(event.id, [done]);
     if (!conversation) {
       conversation = { key, queue: [], running: false };
       conversations.set(key, conversation);
@@ -291,10 +387,38 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     pump();
   }
 
+  if (store !== null) {
+    // Replies a previous process wrote and may not have sent: re-sent first, in their order,
+    // each in its conversation ahead of anything new (the replayed event is then answered).
+    const byEvent = new Map<string, PendingReply[]>();
+    for (const reply of store.takePending()) {
+      const list = byEvent.get(reply.eventId);
+      if (list === undefined) byEvent.set(reply.eventId, [reply]);
+      else list.push(reply);
+    }
+    for (const [id, replies] of byEvent) {
+      const first = replies[0]!;
+      recovered.set(id, replies);
+      accept(
+        {
+          id,
+          platform: first.instance,
+          chat: first.chat,
+          sender: { id: '' },
+          text: '',
+          attachments: [],
+          timestamp: new Date(clock()).toISOString(),
+          reply: first.reply,
+        },
+        undefined,
+      );
+    }
+  }
+
   return {
-    dispatch(event) {
+    dispatch(event, done) {
       try {
-        accept(event);
+        accept(event, done);
       } catch (err) {
         // dispatch runs inside an adapter's socket callback: nothing may escape.
         log.error({ code: 'GW_ERR_INTERNAL', event_id: event.id }, `pipeline bug: ${String(err)}`);
@@ -303,6 +427,20 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     idle() {
       if (waiting + running === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+    async drain(timeoutMs) {
+      draining = true;
+      if (waiting + running === 0) return true;
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      const idle = new Promise<true>((resolve) => idleWaiters.push(() => resolve(true)));
+      try {
+        return await Promise.race([idle, expired]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
     get load() {
       return { waiting, running };

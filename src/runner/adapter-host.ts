@@ -7,6 +7,8 @@ import type {
   AdapterStatusPatch,
   InboundEvent,
 } from '../adapters/contract.js';
+import { InstanceDelivery } from '../delivery/instance.js';
+import type { DeliveryStore } from '../delivery/store.js';
 import { GatewayError, toGatewayError } from '../errors.js';
 import type { PersistedError, PlatformStatus } from '../state/schema.js';
 import type { StateStore } from '../state/store.js';
@@ -21,7 +23,10 @@ export interface HostRunner {
   fail(error: GatewayError, host: AdapterHost): void;
   /** Called after every persisted transition (systemd STATUS=). */
   changed(): void;
-  dispatch(event: InboundEvent): void;
+  /** `done` is called once the event has ended (DESIGN §11: the handled watermark). */
+  dispatch(event: InboundEvent, done?: () => void): void;
+  /** The delivery store; null when `delivery.enabled` is false. */
+  readonly delivery: DeliveryStore | null;
 }
 
 const ADAPTER_OWNED_STATES: readonly AdapterState[] = ['connecting', 'connected', 'reconnecting'];
@@ -37,6 +42,8 @@ export function persistError(error: GatewayError, at: string): PersistedError {
 export class AdapterHost {
   readonly name: string;
   readonly log: Logger;
+  /** The instance's resume point and handled watermark. */
+  readonly delivery: InstanceDelivery;
   /** Resolves once `run()` has settled and the outcome has been handled. */
   settled: Promise<void> = Promise.resolve();
   private readonly controller = new AbortController();
@@ -52,6 +59,7 @@ export class AdapterHost {
   ) {
     this.name = adapter.name;
     this.log = log.child({ platform: adapter.name });
+    this.delivery = new InstanceDelivery(adapter.name, runner.delivery);
   }
 
   get state(): AdapterState {
@@ -193,7 +201,11 @@ export class AdapterHost {
           },
         );
       },
-      emit: (event) => this.runner.dispatch(event),
+      emit: (event) => this.runner.dispatch(event, this.delivery.begin(event)),
+      resumePoint: this.delivery.resumePoint,
+      saveSession: (session) => this.delivery.saveSession(session),
+      handledPosition: () => this.delivery.handledPosition(),
+      resumeOutcome: (result) => this.delivery.resumeOutcome(result),
     };
   }
 }

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Adapter, InboundEvent } from '../adapters/contract.js';
+import type { DeliveryStore } from '../delivery/store.js';
 import { EXIT, GatewayError, exitCodeFor, toGatewayError } from '../errors.js';
 import type { GatewayState } from '../state/schema.js';
 import type { StateStore } from '../state/store.js';
@@ -18,10 +19,12 @@ export interface RunnerOptions {
   shutdownTimeoutMs: number;
   /** How often heartbeat_at is refreshed in the state file. */
   heartbeatIntervalMs: number;
-  /** Receives every inbound event; must not throw. */
-  dispatch?: (event: InboundEvent) => void;
+  /** Receives every inbound event; must not throw; calls `done` once the event has ended. */
+  dispatch?: (event: InboundEvent, done?: () => void) => void;
   /** Each adapter's type by instance name, recorded in the state file; default: the name. */
   types?: ReadonlyMap<string, string>;
+  /** The delivery store (docs/delivery.md); absent or null when off. */
+  delivery?: DeliveryStore | null;
 }
 
 export interface RunOutcome {
@@ -43,6 +46,7 @@ type Ending =
  */
 export class Runner implements HostRunner {
   readonly store: StateStore;
+  readonly delivery: DeliveryStore | null;
   private readonly log: Logger;
   private readonly notifier: Notifier;
   private readonly hosts: AdapterHost[];
@@ -59,6 +63,7 @@ export class Runner implements HostRunner {
   constructor(options: RunnerOptions) {
     this.options = options;
     this.store = options.store;
+    this.delivery = options.delivery ?? null;
     this.log = options.log;
     this.notifier = options.notifier;
     this.hosts = options.adapters.map((adapter) => new AdapterHost(adapter, this, options.log));
@@ -119,6 +124,7 @@ export class Runner implements HostRunner {
       const at = host.lastEventAt;
       if (at !== null)
         this.store.setPlatform(host.name, { last_event_at: new Date(at).toISOString() });
+      this.store.setPlatform(host.name, { delivery: host.delivery.status() });
     }
     try {
       await this.store.commit();
@@ -132,8 +138,9 @@ export class Runner implements HostRunner {
     this.notifier.status(statusLine(this.store.snapshot()));
   }
 
-  dispatch(event: InboundEvent): void {
-    this.options.dispatch?.(event);
+  dispatch(event: InboundEvent, done?: () => void): void {
+    if (this.options.dispatch) this.options.dispatch(event, done);
+    else done?.();
   }
 
   private end(ending: Ending): void {

@@ -3,6 +3,7 @@
  * Wire names are snake_case because operators and scripts read this file directly.
  */
 import type { AdapterState } from '../adapters/contract.js';
+import type { DeliveryStatus } from '../delivery/instance.js';
 
 export const STATE_SCHEMA_VERSION = 1;
 
@@ -31,6 +32,8 @@ export interface PlatformStatus {
   last_event_at: string | null;
   resumable: boolean;
   detail: string | null;
+  /** The delivery store's view of this instance (docs/delivery.md); absent before the first write. */
+  delivery?: DeliveryStatus;
 }
 
 export interface GatewayStatus {

@@ -91,6 +91,8 @@ export class QQBotAdapter implements Adapter {
   /** The state of the last transition; null before the first. */
   private state: 'connecting' | 'reconnecting' | 'connected' | null = null;
   private healthyTimer: NodeJS.Timeout | null = null;
+  /** Set while the first session of this process is a Resume at the previous one's point. */
+  private restartResume: { ageMs: number; seq: number } | null = null;
 
   constructor(
     readonly settings: QQBotSettings,
@@ -141,6 +143,7 @@ export class QQBotAdapter implements Adapter {
   async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
     this.ctx = ctx;
     this.log = ctx.log;
+    this.takeResumePoint(ctx);
     try {
       await this.move({
         reconnectAttempt: 0,
@@ -305,7 +308,12 @@ export class QQBotAdapter implements Adapter {
           if (!readyInfo.resumed) {
             this.session = { id: readyInfo.sessionId, seq: 0 };
             this.botId = readyInfo.botId ?? this.botId;
+            // A new seq stream: the resume point follows it from here.
+            const saved: Record<string, unknown> = { session_id: readyInfo.sessionId };
+            if (this.botId !== null) saved.bot_id = this.botId;
+            ctx.saveSession(saved);
           }
+          this.settleRestartResume(ctx, readyInfo.resumed);
           this.log.info(
             { resumed: readyInfo.resumed, attempt: this.attempt },
             readyInfo.resumed ? 'session resumed (RESUMED)' : 'session ready (READY)',
@@ -316,7 +324,7 @@ export class QQBotAdapter implements Adapter {
           );
           this.armHealthyTimer(ctx);
         },
-        dispatch: (t, d) => this.onDispatch(ctx, t, d),
+        dispatch: (t, d, _id, seq) => this.onDispatch(ctx, t, d, seq),
         dropped: (code) => {
           if (code === 'GW_ERR_QQ_FRAME_TOO_LARGE') this.stats.oversizedFrames += 1;
           else this.stats.malformedFrames += 1;
@@ -358,7 +366,49 @@ export class QQBotAdapter implements Adapter {
     }
   }
 
-  private onDispatch(ctx: AdapterContext, t: string, d: unknown): void {
+  /**
+   * Picks up the resume point the previous process left: a fresh one is resumed at its
+   * handled watermark, so the platform replays everything after it (docs/delivery.md).
+   */
+  private takeResumePoint(ctx: AdapterContext): void {
+    const point = ctx.resumePoint;
+    const id = point?.session.session_id;
+    if (point === null || typeof id !== 'string') return;
+    const seq = point.position ?? 0;
+    if (point.stale) {
+      this.log.warn(
+        { resume_point_age_ms: point.ageMs, seq },
+        `resume point of the previous process is ${point.ageMs} ms old: identifying instead`,
+      );
+      ctx.resumeOutcome('stale');
+      return;
+    }
+    this.session = { id, seq };
+    if (typeof point.session.bot_id === 'string') this.botId = point.session.bot_id;
+    this.restartResume = { ageMs: point.ageMs, seq };
+    this.log.info(
+      { resume_point_age_ms: point.ageMs, seq },
+      'resuming the previous process session at its handled seq',
+    );
+  }
+
+  /** The first READY / RESUMED after a restart tells whether the resume point was taken. */
+  private settleRestartResume(ctx: AdapterContext, resumed: boolean): void {
+    const pending = this.restartResume;
+    if (pending === null) return;
+    this.restartResume = null;
+    if (resumed) {
+      ctx.resumeOutcome('accepted');
+      return;
+    }
+    ctx.resumeOutcome('refused');
+    this.log.warn(
+      { resume_point_age_ms: pending.ageMs, seq: pending.seq },
+      `the platform refused to resume the previous process session (${pending.ageMs} ms old): identified instead, events of the gap are not replayed`,
+    );
+  }
+
+  private onDispatch(ctx: AdapterContext, t: string, d: unknown, seq: number | null): void {
     const enabled =
       isMessageEvent(t) &&
       (t !== 'MESSAGE_CREATE' || (this.settings.intents & INTENTS.GUILD_MESSAGES) !== 0);
@@ -380,6 +430,7 @@ export class QQBotAdapter implements Adapter {
     // message) is emitted again with the same event id: the pipeline's dedupe window drops
     // it, in one place for every platform, and counts it in hermes_duplicates_dropped_total.
     this.stats.messages += 1;
+    if (seq !== null) normalized.event.position = seq;
     ctx.emit(normalized.event);
   }
 

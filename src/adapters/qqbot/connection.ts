@@ -27,8 +27,12 @@ import {
 
 /** Our close code when we end a connection to reconnect (the session stays resumable). */
 const CLOSE_TO_RECONNECT = 4000;
-/** Our close code when the adapter stops. */
-const CLOSE_NORMAL = 1000;
+/**
+ * Our close code when the adapter stops: not 1000, which ends the session on Discord and has
+ * no documented meaning on QQ. A planned stop leaves the session resumable for the next
+ * process (docs/delivery.md), as a reconnect does.
+ */
+const CLOSE_TO_STOP = 4000;
 /**
  * Largest ACK deadline as a fraction of the heartbeat interval. DESIGN §9 allows half an
  * interval; 5 % of it is kept for timer and event-loop lateness, so that the 1.5 × interval
@@ -43,8 +47,8 @@ export interface ConnectionHooks {
   phase(detail: 'identifying' | 'resuming'): void;
   /** READY or RESUMED arrived; resolves once `connected` is persisted. */
   ready(info: { resumed: boolean; sessionId: string; botId: string | null }): Promise<void>;
-  /** A dispatch other than READY / RESUMED. */
-  dispatch(t: string, d: unknown, eventId: string | null): void;
+  /** A dispatch other than READY / RESUMED, with its `s` (null when it had none). */
+  dispatch(t: string, d: unknown, eventId: string | null, seq: number | null): void;
   /** A frame that was dropped (malformed or oversized), already logged with `code`. */
   dropped(code: 'GW_ERR_QQ_MALFORMED_FRAME' | 'GW_ERR_QQ_FRAME_TOO_LARGE'): void;
 }
@@ -537,7 +541,7 @@ export class GatewayConnection {
       this.log.debug('dispatch without an event type ignored');
       return;
     }
-    this.options.hooks.dispatch(frame.t, frame.d, frame.id);
+    this.options.hooks.dispatch(frame.t, frame.d, frame.id, frame.s);
     return;
   }
 
@@ -613,7 +617,7 @@ export class GatewayConnection {
     }
     if (ws.readyState === WebSocket.OPEN) {
       ws.close(
-        action === 'stop' ? CLOSE_NORMAL : CLOSE_TO_RECONNECT,
+        action === 'stop' ? CLOSE_TO_STOP : CLOSE_TO_RECONNECT,
         action === 'stop' ? 'stopping' : 'reconnecting',
       );
     }

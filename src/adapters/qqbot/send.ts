@@ -24,6 +24,11 @@ import { isAbort, type TokenSource } from './token.js';
 
 /** msg_ids whose last msg_seq is remembered; replies come within minutes of the message. */
 const MSG_SEQ_MEMORY = 10_000;
+/**
+ * msg_seq values set aside per reply of an idempotent send: reply `ordinal`, chunk `i` uses
+ * `ordinal × 100 + i + 1`, the same in every process (a chunk beyond 100 takes a fresh seq).
+ */
+const SEQ_SLOTS = 100;
 
 export interface SenderOptions {
   rest: QQRest;
@@ -94,10 +99,24 @@ export class Sender {
     // QQ counts characters (code points); clusters are never cut (src/util/split-text.ts).
     const chunks = splitText(message.text, this.options.maxTextLength, codePointLength);
     const ids: string[] = [];
-    for (const chunk of chunks) {
+    const ordinal = message.idempotency?.ordinal;
+    for (const [i, chunk] of chunks.entries()) {
+      // Idempotent: the same msg_id + msg_seq as any earlier attempt, in this process or a
+      // previous one; the platform refuses the copy (40054005), which means delivered.
+      const fixedSeq =
+        reply !== null && ordinal !== undefined && i < SEQ_SLOTS
+          ? ordinal * SEQ_SLOTS + i + 1
+          : null;
       try {
         ids.push(
-          await this.sendChunk(scene, path, chunk, reply, signal ?? new AbortController().signal),
+          await this.sendChunk(
+            scene,
+            path,
+            chunk,
+            reply,
+            signal ?? new AbortController().signal,
+            fixedSeq,
+          ),
         );
       } catch (err) {
         const error = isGatewayError(err)
@@ -124,10 +143,11 @@ export class Sender {
     content: string,
     reply: { msgId: string } | null,
     signal: AbortSignal,
+    fixedSeq: number | null = null,
   ): Promise<string> {
     const { rest, tokens, maxAttempts, maxRetryDelayMs } = this.options;
     const log = this.options.log();
-    let msgSeq = reply === null ? null : this.nextSeq(reply.msgId);
+    let msgSeq = reply === null ? null : (fixedSeq ?? this.nextSeq(reply.msgId));
     // Set once an attempt with this msg_seq may have reached the platform (5xx, timeout): a
     // later 40054005 then means "already delivered", not "pick another seq".
     let maybeDelivered = false;
@@ -202,7 +222,7 @@ export class Sender {
             { details: facts },
           );
         case 'dedup':
-          if (maybeDelivered) {
+          if (maybeDelivered || fixedSeq !== null) {
             log.info({ ...facts }, 'send: retry deduplicated, the earlier attempt was delivered');
             return '';
           }

@@ -29,6 +29,8 @@ await test('C2C_MESSAGE_CREATE → c2c event (trimmed text, reply context, https
       ],
       timestamp: sent.d.timestamp,
       reply: { msg_id: sent.d.id, event_type: 'C2C_MESSAGE_CREATE' },
+      // The dispatch's seq: what the handled watermark (the resume point) is made of.
+      position: sent.s,
     });
     // touch(): the state file records when the platform last sent something.
     const doc = await h.waitForState(

@@ -99,14 +99,15 @@ await test('stop is immediate while waiting in a long backoff', async () => {
   });
 });
 
-await test('stop while connected sends a normal close and ends the run', async () => {
+await test('stop while connected closes with 4000 (session left resumable) and ends the run', async () => {
   await withHarness({}, async (h) => {
     await h.connected();
     const disconnect = h.fake.waitFor('disconnect');
     const outcome = await h.stop();
     assert.equal(outcome.exitCode, 0);
     const record = await disconnect;
-    assert.equal(record.code, 1000);
+    // Not 1000: a planned stop leaves the session resumable for the next process.
+    assert.equal(record.code, 4000);
     assert.equal(record.by, 'client');
     assert.equal(h.fake.openConnections, 0);
   });

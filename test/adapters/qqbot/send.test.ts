@@ -249,6 +249,30 @@ await test('a msg_seq already used (40054005) takes the next msg_seq', async () 
   });
 });
 
+await test('an idempotent reply re-sent after a restart: same msg_id + msg_seq, 40054005 = delivered', async () => {
+  await withHarness({}, async (h) => {
+    const event = await c2cEvent(h);
+    const reply = (ordinal: number, text: string): OutboundMessage => ({
+      ...replyTo(event, text),
+      idempotency: { key: `${event.id}#${ordinal}`, ordinal },
+    });
+    // The previous process sent reply 1 (msg_seq 101) and died before recording it.
+    await h.adapter.send(reply(1, 'second'));
+    // The next process re-sends it: the platform refuses the pair, which means delivered.
+    assert.deepEqual(await h.adapter.send(reply(1, 'second')), { ids: [''] });
+    await h.adapter.send(reply(0, 'first'));
+    assert.deepEqual(
+      h.fake.sendRequests.map((r) => [(r.body as Body).msg_seq, r.status]),
+      [
+        [101, 200],
+        [101, 400],
+        [1, 200],
+      ],
+    );
+    assert.equal(h.fake.sentMessages.length, 2, 'no reply went out twice');
+  });
+});
+
 await test('empty or whitespace-only text sends nothing', async () => {
   await withHarness({}, async (h) => {
     const event = await c2cEvent(h);

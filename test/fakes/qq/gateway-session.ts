@@ -316,8 +316,19 @@ export class Gateway {
       replayed: 0,
       at: Date.now(),
     };
-    const session =
+    let session =
       typeof data.session_id === 'string' ? this.sessions.get(data.session_id) : undefined;
+    const window = this.ctx.settings.resumeWindowMs;
+    if (
+      session !== undefined &&
+      window !== null &&
+      session.detachedAt !== null &&
+      Date.now() - session.detachedAt > window
+    ) {
+      // Past the resume window: the session is gone, as if it had never existed.
+      this.forgetSession(session.id);
+      session = undefined;
+    }
     const seq = data.seq;
     if (!this.preAuthOk(conn, d, 'Resume') || !this.tokenOk(conn, data.token, 'Resume')) {
       // Refused; the connection is closing.
@@ -421,6 +432,7 @@ export class Gateway {
     conn.phase = 'authed';
     conn.session = session;
     session.connection = conn;
+    session.detachedAt = null;
     this.current = session;
   }
 
@@ -454,7 +466,10 @@ export class Gateway {
   private onClose(conn: Connection, code: number, reason: string): void {
     conn.timers.clearAll();
     this.connections.delete(conn);
-    if (conn.session?.connection === conn) conn.session.connection = null;
+    if (conn.session?.connection === conn) {
+      conn.session.connection = null;
+      conn.session.detachedAt = Date.now();
+    }
     const record = {
       connectionId: conn.id,
       code,

@@ -23,6 +23,8 @@ export class Session {
   /** Highest seq evicted from `buffer`: a Resume from below it cannot be served. */
   evictedUpTo = 0;
   connection: Connection | null = null;
+  /** When its last connection closed (epoch ms); null while one is attached. */
+  detachedAt: number | null = null;
 
   constructor(readonly id: string) {}
 

@@ -58,6 +58,11 @@ export interface FakeQQSettings {
   invalidSessionCloseDelayMs: number | null;
   /** Dispatches kept per session for Resume; an older `seq` gets close 4007. */
   replayBufferSize: number;
+  /**
+   * How long a session stays resumable after its last connection closed; a Resume later gets
+   * op 9 + `unknownSessionCloseCode`. `null`: forever. The live platform documents none.
+   */
+  resumeWindowMs: number | null;
   /** Largest frame the server accepts from a client (larger ones close with 1009). */
   maxClientFrameBytes: number;
   /**
@@ -103,6 +108,7 @@ export const DEFAULTS: Readonly<FakeQQSettings> = Object.freeze({
   reconnectCloseDelayMs: 50,
   invalidSessionCloseDelayMs: 50,
   replayBufferSize: 1000,
+  resumeWindowMs: null,
   maxClientFrameBytes: 1024 * 1024,
   allowActiveSends: false,
   requireKnownMsgId: true,

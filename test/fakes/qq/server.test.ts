@@ -299,6 +299,37 @@ await test(
 );
 
 await test(
+  'resumeWindowMs: a session is resumable within the window after a disconnect, not after it',
+  T,
+  async (t) => {
+    const fake = await startFake(t, { resumeWindowMs: 150, invalidSessionCloseDelayMs: 0 });
+    const token = await tokenOf(fake);
+    const resumeAfter = async (waitMs: number): Promise<{ op: number; t: unknown }> => {
+      const first = await RawClient.identified(fake.wsUrl, token);
+      const sessionId = (first.ready.d as { session_id: string }).session_id;
+      fake.terminateClient();
+      await first.closed;
+      fake.dispatch('C2C_MESSAGE_CREATE', { id: `m${waitMs}` });
+      await sleep(waitMs);
+      const second = await RawClient.connect(fake.wsUrl);
+      t.after(() => second.terminate());
+      await second.next(); // Hello
+      second.send({ op: 6, d: { token: `QQBot ${token}`, session_id: sessionId, seq: 1 } });
+      const frame = await second.next();
+      return { op: frame.op, t: frame.t };
+    };
+    // Within the window: the missed dispatch is replayed.
+    assert.deepEqual(await resumeAfter(0), { op: 0, t: 'C2C_MESSAGE_CREATE' });
+    // Past it: op 9 (not resumable), the session is gone.
+    assert.deepEqual(await resumeAfter(300), { op: 9, t: undefined });
+    assert.deepEqual(
+      fake.resumes.map((r) => r.accepted),
+      [true, false],
+    );
+  },
+);
+
+await test(
   'Resume of an unknown session: op 9 false then 4006; seq ahead: 4007 and a violation',
   T,
   async (t) => {

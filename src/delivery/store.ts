@@ -1,0 +1,372 @@
+/**
+ * The delivery store (DESIGN §11, docs/delivery.md): one SQLite database in WAL mode next to
+ * the state file, holding what a restart needs to lose nothing and answer nothing twice:
+ *
+ * - `answered`: ids of events handled, kept `remember_ms` and at most `max_entries`;
+ * - `outbox`: the replies of an event, written before their first send attempt and deleted
+ *   when the event is answered (what is left at start was in flight at a crash);
+ * - `resume_points`: per instance, the platform session and the handled watermark.
+ *
+ * Writes are queued and committed together in one transaction per turn of the event loop
+ * (group commit): an event costs a few row writes, never a commit of its own. With
+ * `sync: normal` (the default) a commit is a write into the WAL, which survives the process
+ * being killed; only a power loss can take back the last commits (`sync: full` adds an fsync
+ * per commit). A write that fails breaks the store for good: every later write rejects with
+ * the same GW_ERR_DELIVERY_STORE_WRITE (exit 70), because a durable copy that silently
+ * stopped being written would promise what it cannot keep.
+ */
+import { chmodSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { ChatType, ResumePoint } from '../adapters/contract.js';
+import { GatewayError, registerErrorCodes } from '../errors.js';
+import { RecentMap } from '../util/recent.js';
+
+registerErrorCodes({
+  GW_ERR_DELIVERY_STORE_OPEN: { kind: 'internal', retryable: false },
+  GW_ERR_DELIVERY_STORE_WRITE: { kind: 'internal', retryable: true },
+});
+
+/** How often expired `answered` rows are deleted (at most; it rides on a commit). */
+const PRUNE_INTERVAL_MS = 1_000;
+
+export interface DeliveryStoreOptions {
+  path: string;
+  /** How long an answered event id is remembered (`delivery.remember_ms`). */
+  rememberMs: number;
+  /** At most this many answered ids are kept (`delivery.max_entries`). */
+  maxEntries: number;
+  /** `normal`: durable across process crashes; `full`: across power loss too. */
+  sync: 'normal' | 'full';
+  /** A resume point older than this at open is `stale` (`delivery.resume_max_age_ms`). */
+  resumeMaxAgeMs: number;
+  log: Logger;
+  now?: () => number;
+  /** Called once when a commit fails: the gateway ends (exit 70). */
+  onFailure?: (error: GatewayError) => void;
+}
+
+/** A reply written before its first send attempt and not yet known to be delivered. */
+export interface PendingReply {
+  eventId: string;
+  instance: string;
+  chat: { type: ChatType; id: string };
+  reply: Record<string, unknown>;
+  ordinal: number;
+  text: string;
+}
+
+export type StoreHealth = 'ok' | 'failed';
+
+type Op =
+  | { kind: 'answered'; eventId: string; at: number }
+  | { kind: 'intent'; reply: PendingReply; at: number };
+
+interface Statements {
+  answer: BetterSqlite3.Statement;
+  dropOutbox: BetterSqlite3.Statement;
+  intent: BetterSqlite3.Statement;
+  resume: BetterSqlite3.Statement;
+  pruneAge: BetterSqlite3.Statement;
+  pruneCount: BetterSqlite3.Statement;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS answered (event_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS answered_at ON answered (at);
+CREATE TABLE IF NOT EXISTS outbox (
+  event_id TEXT NOT NULL, ordinal INTEGER NOT NULL, instance TEXT NOT NULL,
+  chat_type TEXT NOT NULL, chat_id TEXT NOT NULL, reply TEXT NOT NULL, text TEXT NOT NULL,
+  at INTEGER NOT NULL, PRIMARY KEY (event_id, ordinal));
+CREATE TABLE IF NOT EXISTS resume_points (
+  instance TEXT PRIMARY KEY, session TEXT NOT NULL, position INTEGER, at INTEGER NOT NULL);
+`;
+
+/** The store's file for a state file: `gateway_state.json` → `gateway_state.delivery.db`. */
+export function deliveryStorePath(statePath: string): string {
+  return `${statePath.replace(/\.json$/, '')}.delivery.db`;
+}
+
+export class DeliveryStore {
+  readonly path: string;
+  private readonly db: BetterSqlite3.Database;
+  private readonly st: Statements;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly rememberMs: number;
+  private readonly maxEntries: number;
+  private readonly onFailure: (error: GatewayError) => void;
+  /** Answered ids in memory (the durable rows' hot copy), loaded at open. */
+  private readonly answeredIds: RecentMap<string, number>;
+  private readonly points = new Map<string, ResumePoint>();
+  private readonly pending: PendingReply[];
+  private ops: Op[] = [];
+  private resumeWrites = new Map<string, { session: string; position: number | null }>();
+  private waiters: Array<{ resolve: () => void; reject: (e: GatewayError) => void }> = [];
+  private scheduled = false;
+  private failure: GatewayError | null = null;
+  private lastPruneMs = 0;
+  private closed = false;
+  private commits = 0;
+
+  private constructor(options: DeliveryStoreOptions, db: BetterSqlite3.Database) {
+    this.path = options.path;
+    this.db = db;
+    this.now = options.now ?? Date.now;
+    this.log = options.log;
+    this.rememberMs = options.rememberMs;
+    this.maxEntries = options.maxEntries;
+    this.onFailure = options.onFailure ?? (() => undefined);
+    this.answeredIds = new RecentMap(options.maxEntries);
+    this.st = {
+      answer: db.prepare('INSERT OR REPLACE INTO answered (event_id, at) VALUES (?, ?)'),
+      dropOutbox: db.prepare('DELETE FROM outbox WHERE event_id = ?'),
+      intent: db.prepare(
+        'INSERT OR REPLACE INTO outbox (event_id, ordinal, instance, chat_type, chat_id, reply, text, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      resume: db.prepare(
+        'INSERT OR REPLACE INTO resume_points (instance, session, position, at) VALUES (?, ?, ?, ?)',
+      ),
+      pruneAge: db.prepare('DELETE FROM answered WHERE at < ?'),
+      pruneCount: db.prepare(
+        'DELETE FROM answered WHERE event_id IN (SELECT event_id FROM answered ORDER BY at DESC LIMIT -1 OFFSET ?)',
+      ),
+    };
+    const now = this.now();
+    const cutoff = now - this.rememberMs;
+    const rows = db
+      .prepare('SELECT event_id, at FROM answered WHERE at >= ? ORDER BY at ASC')
+      .all(cutoff) as Array<{ event_id: string; at: number }>;
+    for (const row of rows) this.answeredIds.set(row.event_id, row.at);
+    const points = db
+      .prepare('SELECT instance, session, position, at FROM resume_points')
+      .all() as Array<{
+      instance: string;
+      session: string;
+      position: number | null;
+      at: number;
+    }>;
+    for (const p of points) {
+      const ageMs = Math.max(0, now - p.at);
+      this.points.set(p.instance, {
+        session: JSON.parse(p.session) as Record<string, unknown>,
+        position: p.position,
+        ageMs,
+        stale: ageMs > options.resumeMaxAgeMs,
+      });
+    }
+    const outbox = db
+      .prepare(
+        'SELECT event_id, ordinal, instance, chat_type, chat_id, reply, text FROM outbox ORDER BY at ASC, event_id ASC, ordinal ASC',
+      )
+      .all() as Array<{
+      event_id: string;
+      ordinal: number;
+      instance: string;
+      chat_type: ChatType;
+      chat_id: string;
+      reply: string;
+      text: string;
+    }>;
+    this.pending = outbox.map((r) => ({
+      eventId: r.event_id,
+      instance: r.instance,
+      chat: { type: r.chat_type, id: r.chat_id },
+      reply: JSON.parse(r.reply) as Record<string, unknown>,
+      ordinal: r.ordinal,
+      text: r.text,
+    }));
+  }
+
+  /**
+   * Opens (or creates, mode 0600) the database at `options.path`. Throws
+   * GW_ERR_DELIVERY_STORE_OPEN when the module cannot load or the file cannot be opened.
+   */
+  static open(options: DeliveryStoreOptions): DeliveryStore {
+    let db: BetterSqlite3.Database | null = null;
+    try {
+      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+      // Loaded here, not at import: a gateway with the store off never loads the addon.
+      const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+      // No busy wait: only this process writes the file (a lock held by anyone else is a
+      // fault to report, not to wait out with the event loop blocked).
+      db = new Database(options.path, { timeout: 0 });
+      chmodSync(options.path, 0o600);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.exec(SCHEMA);
+      // The WAL and shared-memory files exist now; they hold the same data as the database.
+      for (const suffix of ['-wal', '-shm']) chmodSync(options.path + suffix, 0o600);
+      return new DeliveryStore(options, db);
+    } catch (err) {
+      db?.close();
+      const errno = (err as { code?: string }).code ?? 'unknown';
+      throw new GatewayError(
+        'GW_ERR_DELIVERY_STORE_OPEN',
+        `cannot open the delivery store ${options.path}: ${errno}: ${(err as Error).message}`,
+        { cause: err, details: { path: options.path, errno } },
+      );
+    }
+  }
+
+  get health(): StoreHealth {
+    return this.failure === null ? 'ok' : 'failed';
+  }
+
+  /** Transactions committed by this process. */
+  get commitCount(): number {
+    return this.commits;
+  }
+
+  /** The resume point the previous process left for `instance`, as read at open. */
+  resumePoint(instance: string): ResumePoint | null {
+    return this.points.get(instance) ?? null;
+  }
+
+  /** Replies that were written but not known delivered when the previous process ended. */
+  takePending(): PendingReply[] {
+    return this.pending.splice(0);
+  }
+
+  /** Whether `eventId` was answered within `remember_ms` (this process or an earlier one). */
+  isAnswered(eventId: string): boolean {
+    const at = this.answeredIds.get(eventId);
+    return at !== undefined && this.now() - at < this.rememberMs;
+  }
+
+  /**
+   * Writes the replies of one event before their first send attempt; resolves once they are
+   * committed, rejects with GW_ERR_DELIVERY_STORE_WRITE.
+   */
+  writeIntents(replies: PendingReply[]): Promise<void> {
+    const at = this.now();
+    for (const reply of replies) this.ops.push({ kind: 'intent', reply, at });
+    return this.committed();
+  }
+
+  /** Records that `eventId` is handled (its outbox rows go); committed with the next batch. */
+  markAnswered(eventId: string): void {
+    const at = this.now();
+    this.answeredIds.set(eventId, at);
+    this.ops.push({ kind: 'answered', eventId, at });
+    this.schedule();
+  }
+
+  /** Sets the resume point of `instance`; only the last one per batch is written. */
+  saveResumePoint(
+    instance: string,
+    session: Record<string, unknown>,
+    position: number | null,
+  ): void {
+    this.resumeWrites.set(instance, { session: JSON.stringify(session), position });
+    this.schedule();
+  }
+
+  /** Resolves once everything queued so far is committed. */
+  flush(): Promise<void> {
+    if (this.ops.length === 0 && this.resumeWrites.size === 0 && this.waiters.length === 0) {
+      return this.failure === null ? Promise.resolve() : Promise.reject(this.failure);
+    }
+    return this.committed();
+  }
+
+  /** Commits what is queued and closes the database. */
+  close(): void {
+    if (this.closed) return;
+    this.commit();
+    this.closed = true;
+    try {
+      this.db.close();
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'delivery store close failed');
+    }
+  }
+
+  private committed(): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const promise = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.schedule();
+    return promise;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    // One commit per turn of the event loop, after everything this turn queued.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.commit();
+    });
+  }
+
+  /** One transaction with everything queued; settles the waiters. */
+  private commit(): void {
+    const ops = this.ops;
+    const resumeWrites = this.resumeWrites;
+    const waiters = this.waiters;
+    this.ops = [];
+    this.resumeWrites = new Map();
+    this.waiters = [];
+    if (this.failure !== null || this.closed) {
+      const error = this.failure ?? this.closedError();
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    if (ops.length === 0 && resumeWrites.size === 0) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    const now = this.now();
+    try {
+      this.db.transaction(() => {
+        for (const op of ops) {
+          if (op.kind === 'answered') {
+            this.st.answer.run(op.eventId, op.at);
+            this.st.dropOutbox.run(op.eventId);
+          } else {
+            const r = op.reply;
+            this.st.intent.run(
+              r.eventId,
+              r.ordinal,
+              r.instance,
+              r.chat.type,
+              r.chat.id,
+              JSON.stringify(r.reply),
+              r.text,
+              op.at,
+            );
+          }
+        }
+        for (const [instance, point] of resumeWrites) {
+          this.st.resume.run(instance, point.session, point.position, now);
+        }
+        if (now - this.lastPruneMs >= PRUNE_INTERVAL_MS) {
+          this.lastPruneMs = now;
+          this.st.pruneAge.run(now - this.rememberMs);
+          this.st.pruneCount.run(this.maxEntries);
+        }
+      })();
+      this.commits += 1;
+    } catch (err) {
+      const errno = (err as { code?: string }).code ?? 'unknown';
+      this.failure = new GatewayError(
+        'GW_ERR_DELIVERY_STORE_WRITE',
+        `cannot write the delivery store ${this.path}: ${errno}`,
+        { cause: err, details: { path: this.path, errno } },
+      );
+      this.log.error({ code: this.failure.code, path: this.path, errno }, this.failure.message);
+      for (const w of waiters) w.reject(this.failure);
+      this.onFailure(this.failure);
+      return;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  private closedError(): GatewayError {
+    return new GatewayError('GW_ERR_DELIVERY_STORE_WRITE', 'delivery store already closed', {
+      details: { path: this.path, errno: 'closed' },
+    });
+  }
+}
