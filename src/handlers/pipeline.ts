@@ -14,7 +14,7 @@ const OVERFLOW = 'GW_ERR_HANDLER_QUEUE_OVERFLOW';
 
 export interface PipelineOptions {
   /** The gateway config, or just its `handler` section. */
-  config: { handler: HandlerConfig };
+  config: { handler: HandlerConfig; platforms?: Record<string, { type: string } | undefined> };
   adapters: Iterable<Adapter>;
   log: Logger;
   /** Where to count; the process's shared set by default. */
@@ -403,6 +403,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         {
           id,
           platform: first.instance,
+          // Only the re-send needs this stand-in event; no handler sees it.
+          type: options.config.platforms?.[first.instance]?.type ?? first.instance,
           chat: first.chat,
           sender: { id: '' },
           text: '',
