@@ -60,7 +60,11 @@ export class TelegramAdapter implements Adapter {
   private me: TgUser | null = null;
   /** The offset the last getUpdates carried; a stop confirms when it is behind. */
   private sentOffset: number | undefined = undefined;
-  private firstPollDone = false;
+  /**
+   * The next poll is a short one (timeout 0): at start and after a failure, so `connected`
+   * follows as soon as the platform answers instead of after a whole idle long poll.
+   */
+  private shortPollNext = true;
   private deleteWebhookNext: boolean;
   /** Failed calls since polls were last healthy for healthy_after_ms. */
   private attempt = 0;
@@ -187,7 +191,7 @@ export class TelegramAdapter implements Adapter {
         pollSlackMs: this.settings.timeouts.pollSlackMs,
       },
       offset,
-      !this.firstPollDone,
+      this.shortPollNext,
     );
     this.sentOffset = offset;
     this.stats.polls += 1;
@@ -205,7 +209,7 @@ export class TelegramAdapter implements Adapter {
       outcome.kind === 'reply' && outcome.reply.ok ? parseUpdates(outcome.reply.result) : null;
     if (updates === null) return badResult('getUpdates');
     ctx.touch();
-    this.firstPollDone = true;
+    this.shortPollNext = false;
     for (const update of updates) {
       this.take(ctx, update);
       // Confirmed with the next poll's offset, only after the pipeline took it.
@@ -293,6 +297,7 @@ export class TelegramAdapter implements Adapter {
   private async failed(failure: CallError, signal: AbortSignal): Promise<boolean> {
     const { error, action } = failure;
     this.healthySince = null;
+    this.shortPollNext = true;
     this.stats.failures[error.code] = (this.stats.failures[error.code] ?? 0) + 1;
     if (action === 'unauthorized') throw error;
     if (action === 'webhook_active') {

@@ -39,15 +39,15 @@ export interface PollSettings {
 }
 
 /**
- * getUpdates parameters and the client deadline. The first poll is a short poll (timeout 0),
- * so `connected` follows getMe at once instead of after a whole idle long poll.
+ * getUpdates parameters and the client deadline; `short` asks for an immediate answer
+ * (timeout 0), used to confirm the link at start and after a failure.
  */
 export function pollRequest(
   settings: PollSettings,
   offset: number | undefined,
-  first: boolean,
+  short: boolean,
 ): { params: Record<string, unknown>; deadlineMs: number } {
-  const timeoutS = first ? 0 : settings.timeoutS;
+  const timeoutS = short ? 0 : settings.timeoutS;
   const params: Record<string, unknown> = {
     timeout: timeoutS,
     limit: settings.limit,
