@@ -58,8 +58,8 @@ export class TelegramAdapter implements Adapter {
   private log: Logger = pino({ level: 'silent' });
   private ctx: AdapterContext | null = null;
   private me: TgUser | null = null;
-  /** The offset the last getUpdates carried; a stop confirms when it is behind. */
-  private sentOffset: number | undefined = undefined;
+  /** The offset of the last answered getUpdates; a stop confirms when it is behind. */
+  private confirmedOffset: number | undefined = undefined;
   /**
    * The next poll is a short one (timeout 0): at start and after a failure, so `connected`
    * follows as soon as the platform answers instead of after a whole idle long poll.
@@ -193,7 +193,6 @@ export class TelegramAdapter implements Adapter {
       offset,
       this.shortPollNext,
     );
-    this.sentOffset = offset;
     this.stats.polls += 1;
     const startedAt = Date.now();
     const outcome = await this.rest.call('getUpdates', params, deadlineMs, signal);
@@ -209,6 +208,8 @@ export class TelegramAdapter implements Adapter {
       outcome.kind === 'reply' && outcome.reply.ok ? parseUpdates(outcome.reply.result) : null;
     if (updates === null) return badResult('getUpdates');
     ctx.touch();
+    // The server answered, so it processed the offset: everything below it is confirmed.
+    this.confirmedOffset = offset;
     this.shortPollNext = false;
     for (const update of updates) {
       this.take(ctx, update);
@@ -352,7 +353,7 @@ export class TelegramAdapter implements Adapter {
    */
   private async confirmOnStop(): Promise<void> {
     const offset = this.offsets.next();
-    if (offset === undefined || offset === this.sentOffset) return;
+    if (offset === undefined || offset === this.confirmedOffset) return;
     const timeoutMs = Math.min(this.settings.timeouts.restMs, STOP_CONFIRM_MS);
     try {
       const outcome = await this.rest.call(
@@ -362,7 +363,7 @@ export class TelegramAdapter implements Adapter {
         undefined,
       );
       const failure = callError('getUpdates', outcome);
-      if (failure === null) this.sentOffset = offset;
+      if (failure === null) this.confirmedOffset = offset;
       else
         this.log.warn(
           { code: failure.error.code },
