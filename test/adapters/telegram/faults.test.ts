@@ -36,7 +36,7 @@ await test('row 401 on getMe: fatal, not retried, GW_ERR_TELEGRAM_UNAUTHORIZED (
   await withHarness({ start: false }, async (h) => {
     h.fake.fault('getMe', E(401, TEXTS.unauthorized));
     h.startRunner();
-    const outcome = await h.outcome!;
+    const outcome = await h.finished('the runner to end');
     assert.equal(outcome.exitCode, 78);
     assert.equal(h.tg().state, 'fatal');
     assert.equal(h.tg().last_error?.code, 'GW_ERR_TELEGRAM_UNAUTHORIZED');
@@ -54,7 +54,7 @@ await test('row 404 on getMe (wrong api_base or token): fatal GW_ERR_TELEGRAM_UN
   await withHarness({ start: false }, async (h) => {
     h.fake.fault('getMe', E(404, TEXTS.notFound));
     h.startRunner();
-    const outcome = await h.outcome!;
+    const outcome = await h.finished('the runner to end');
     assert.equal(outcome.exitCode, 78);
     assert.equal(h.tg().last_error?.code, 'GW_ERR_TELEGRAM_UNAUTHORIZED');
   });
@@ -109,7 +109,7 @@ await test('row 409 webhook set, delete_webhook_on_start false: fatal GW_ERR_TEL
   await withHarness({ start: false }, async (h) => {
     h.fake.setWebhookState('https://example.invalid/hook');
     h.startRunner();
-    const outcome = await h.outcome!;
+    const outcome = await h.finished('the runner to end');
     assert.equal(outcome.exitCode, 78);
     assert.equal(h.tg().last_error?.code, 'GW_ERR_TELEGRAM_WEBHOOK_ACTIVE');
     assert.equal(h.fake.webhookUrl, 'https://example.invalid/hook', 'the webhook is left alone');
@@ -237,7 +237,7 @@ await test('row token revoked while running: the waiting poll gets 401 → fatal
     await h.connected();
     await h.fake.waitFor('poll-waiting', 5_000, () => h.fake.pollWaiting);
     h.fake.revokeToken();
-    const outcome = await h.outcome!;
+    const outcome = await h.finished('the runner to end');
     assert.equal(outcome.exitCode, 78);
     assert.equal(h.tg().state, 'fatal');
     assert.equal(h.tg().last_error?.code, 'GW_ERR_TELEGRAM_UNAUTHORIZED');
@@ -251,7 +251,7 @@ await test("the original bug's twin: every poll fails → GW_ERR_TELEGRAM_RECONN
       h.fake.faultAlways('getUpdates', E(502, TEXTS.badGateway));
       const started = Date.now();
       h.startRunner();
-      const outcome = await h.outcome!;
+      const outcome = await h.finished('the runner to end');
       const elapsed = Date.now() - started;
       assert.equal(outcome.exitCode, 1);
       assert.equal(h.tg().state, 'fatal');
@@ -300,7 +300,7 @@ await test('a single good poll between failures does not reset the budget', asyn
     h.startRunner();
     await h.connected();
     h.fake.faultAlways('getUpdates', E(500, TEXTS.restart));
-    const outcome = await h.outcome!;
+    const outcome = await h.finished('the runner to end');
     assert.equal(outcome.exitCode, 1);
     assert.equal(h.tg().last_error?.code, 'GW_ERR_TELEGRAM_RECONNECT_EXHAUSTED');
   });

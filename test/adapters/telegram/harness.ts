@@ -167,6 +167,19 @@ export class TelegramHarness {
     );
   }
 
+  /** The runner's outcome, or a rejection naming what was awaited after `timeoutMs`. */
+  finished(what: string, timeoutMs = 8_000): Promise<RunOutcome> {
+    if (this.outcome === null) throw new Error('runner not started');
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+        timeoutMs,
+      );
+    });
+    return Promise.race([this.outcome, deadline]).finally(() => clearTimeout(timer));
+  }
+
   stop(): Promise<RunOutcome> {
     if (this.outcome === null) throw new Error('runner not started');
     this.runner.stop('test done');
