@@ -1,8 +1,9 @@
 import type { PlatformDefinition, PlatformRegistry } from './platform.js';
 import { qqbotPlatform } from './qqbot/index.js';
+import { telegramPlatform } from './telegram/index.js';
 
 /** Every platform the gateway ships with, by config name. */
 export function defaultRegistry(): PlatformRegistry {
-  const platforms: PlatformDefinition[] = [qqbotPlatform];
+  const platforms: PlatformDefinition[] = [qqbotPlatform, telegramPlatform];
   return new Map(platforms.map((p) => [p.name, p]));
 }

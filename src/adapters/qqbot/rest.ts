@@ -1,11 +1,7 @@
 /**
  * HTTP calls of the QQ Bot adapter: the token endpoint, gateway discovery and message sends,
- * each bounded by a timeout from the config. node:http / node:https with keep-alive agents
- * owned by the client (global fetch cost about six times the CPU per send), closed with it.
+ * each bounded by a timeout from the config, over the shared keep-alive client (src/net/http.ts).
  */
-import type { Socket } from 'node:net';
-import http, { type IncomingHttpHeaders } from 'node:http';
-import https from 'node:https';
 import type { Secret } from '../../config/secret.js';
 import { GatewayError } from '../../errors.js';
 import { scrub } from '../../util/scrub.js';
@@ -21,213 +17,24 @@ import {
   type GatewayInfo,
 } from './protocol.js';
 
+import {
+  HttpClient,
+  HttpFailureError,
+  retryAfterHeaderMs,
+  type HttpAnswer,
+} from '../../net/http.js';
+
+export {
+  HttpClient,
+  HttpFailureError,
+  MAX_RESPONSE_BYTES,
+  retryAfterHeaderMs,
+  type HttpAnswer,
+  type HttpFailure,
+  type HttpInit,
+} from '../../net/http.js';
+
 const USER_AGENT = 'hermes-gateway (+qqbot adapter)';
-/** Answers above this are refused: the platform's JSON answers are a few hundred bytes. */
-export const MAX_RESPONSE_BYTES = 1 << 20;
-/**
- * An idle pooled socket is closed after this, before a server's usual 5 s keep-alive ends
- * it under a request (a shorter `Keep-Alive: timeout=` hint from the server wins).
- */
-const IDLE_SOCKET_MS = 4_000;
-
-/** Why an HTTP exchange produced no answer. */
-export type HttpFailure = 'timeout' | 'network' | 'aborted';
-
-/** An HTTP exchange without an answer; `failure` tells a timeout from a stop request. */
-export class HttpFailureError extends Error {
-  constructor(
-    readonly failure: HttpFailure,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'HttpFailureError';
-  }
-}
-
-export interface HttpAnswer {
-  status: number;
-  /** Parsed JSON body; undefined when the body is empty or not JSON. */
-  body: unknown;
-  headers: IncomingHttpHeaders;
-  /** The platform's `X-Tps-trace-ID`, for the log. */
-  traceId: string | null;
-}
-
-export interface HttpInit {
-  method: string;
-  headers: Record<string, string>;
-  body?: string;
-}
-
-/**
- * The adapter's HTTP transport: one keep-alive agent per scheme, so a reply reuses a warm
- * connection. No redirect is followed (the platform's API does not redirect, and a redirect
- * must not carry the Authorization header elsewhere).
- */
-export class HttpClient {
-  private readonly httpAgent = new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS });
-  private closed = false;
-
-  /**
-   * One HTTP exchange, body included, bounded by `timeoutMs`. Resolves with any status;
-   * rejects with HttpFailureError (`timeout`, `network` — a body above MAX_RESPONSE_BYTES
-   * included — or `aborted` when `signal` aborted).
-   */
-  request(
-    url: string,
-    init: HttpInit,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<HttpAnswer> {
-    return new Promise<HttpAnswer>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(new HttpFailureError('aborted', 'request aborted'));
-        return;
-      }
-      let target: URL;
-      try {
-        target = new URL(url);
-        if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-          throw new TypeError(`unsupported protocol ${target.protocol}`);
-        }
-      } catch (err) {
-        reject(
-          new HttpFailureError('network', `invalid URL ${url}: ${String(err)}`, { cause: err }),
-        );
-        return;
-      }
-      const secure = target.protocol === 'https:';
-      const body = init.body === undefined ? undefined : Buffer.from(init.body, 'utf8');
-      const headers =
-        body === undefined
-          ? init.headers
-          : { ...init.headers, 'content-length': String(body.length) };
-      let req: http.ClientRequest | null = null;
-      let socket: Socket | null = null;
-      let settled = false;
-      const finish = (err: HttpFailureError | null, answer?: HttpAnswer): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (err !== null) {
-          req?.destroy();
-          reject(err);
-          return;
-        }
-        // Closed while this exchange ran: its socket must not stay in the pool.
-        if (this.closed) socket?.destroy();
-        resolve(answer!);
-      };
-      const timer = setTimeout(() => {
-        finish(new HttpFailureError('timeout', `no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onAbort = (): void => finish(new HttpFailureError('aborted', 'request aborted'));
-      signal?.addEventListener('abort', onAbort, { once: true });
-
-      const send = (retry: boolean): void => {
-        const agent = this.closed ? false : secure ? this.httpsAgent : this.httpAgent;
-        const current = (secure ? https : http).request(target, {
-          method: init.method,
-          headers,
-          agent,
-        });
-        req = current;
-        let answered = false;
-        current.on('socket', (s) => {
-          socket = s;
-        });
-        current.on('error', (err: NodeJS.ErrnoException) => {
-          if (settled || current !== req) return;
-          // A pooled socket the server closed while idle: the request never reached it, so
-          // it goes once more on a fresh socket (the retry Node's docs recommend).
-          if (retry && !answered && current.reusedSocket && err.code === 'ECONNRESET') {
-            send(false);
-            return;
-          }
-          finish(new HttpFailureError('network', err.message, { cause: err }));
-        });
-        current.on('response', (res) => {
-          answered = true;
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              finish(
-                new HttpFailureError(
-                  'network',
-                  `answer body above ${MAX_RESPONSE_BYTES} bytes (HTTP ${res.statusCode ?? 0})`,
-                ),
-              );
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('end', () => {
-            finish(null, {
-              status: res.statusCode ?? 0,
-              body: parseJson(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)),
-              headers: res.headers,
-              traceId: headerValue(res.headers['x-tps-trace-id']),
-            });
-          });
-          res.on('error', (err) => {
-            finish(
-              new HttpFailureError('network', `answer broke off: ${err.message}`, { cause: err }),
-            );
-          });
-          res.on('close', () => {
-            if (!res.complete) finish(new HttpFailureError('network', 'answer broke off'));
-          });
-        });
-        current.end(body);
-      };
-      send(true);
-    });
-  }
-
-  /**
-   * Ends the pool: idle sockets are destroyed now, a socket still in use once its exchange
-   * ends, and any later request goes without keep-alive. Nothing is left open.
-   */
-  close(): void {
-    this.closed = true;
-    for (const agent of [this.httpAgent, this.httpsAgent]) {
-      for (const sockets of Object.values(agent.freeSockets)) {
-        for (const s of sockets ?? []) s.destroy();
-      }
-    }
-  }
-}
-
-/** The body as JSON; undefined when it is empty or not JSON (a leading BOM is skipped). */
-function parseJson(raw: Buffer): unknown {
-  let text = raw.toString('utf8');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  if (text === '') return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function headerValue(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null;
-  return Array.isArray(value) ? (value[0] ?? null) : value;
-}
-
-/** `Retry-After` (seconds or an HTTP date) in ms; null when absent or unreadable. */
-export function retryAfterHeaderMs(headers: IncomingHttpHeaders, now = Date.now()): number | null {
-  const value = headerValue(headers['retry-after']);
-  if (value === null || value.trim() === '') return null;
-  if (/^\d+(\.\d+)?$/.test(value.trim())) return Number(value) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
-}
 
 export interface RestOptions {
   appId: string;
@@ -256,7 +63,7 @@ export interface SendAnswer {
 
 /** The adapter's HTTP client. Every method takes a signal; none logs a secret or token. */
 export class QQRest {
-  private readonly http = new HttpClient();
+  private readonly http = new HttpClient({ traceHeader: 'x-tps-trace-id' });
 
   constructor(private readonly options: RestOptions) {}
 

@@ -85,7 +85,7 @@ await test('answers are parsed, and sequential requests reuse one kept-alive con
       json(res, { ok: seen.length }, seen.length === 3 ? 429 : 200);
     });
   });
-  const client = new HttpClient();
+  const client = new HttpClient({ traceHeader: 'x-tps-trace-id' });
   try {
     const first = await client.request(
       `${server.url}/a`,
