@@ -38,7 +38,8 @@ const TOP_LEVEL = new Set([
 const BASE_PLATFORMS = {
   qqbot: { app_id: '102000000', client_secret: '${DOCS_EXAMPLE_QQ_SECRET}' },
 };
-const SECRET_VALUE = 'docs-example-secret-0123456789abcdef';
+// Shaped like a Telegram bot token (<bot id>:<secret>), which other platforms take as any string.
+const SECRET_VALUE = '123456789:docs-example-secret-0123456789abcdef';
 
 interface Block {
   file: string;

@@ -69,6 +69,9 @@ await test('one fatal → exactly one error-level line with its code', async (t)
       const statePath = join(readOnly, 'state', 'gateway_state.json');
       const config = await writeConfig(dir, {
         state_file: statePath,
+        // The state file is what this case is about: the delivery store beside it would be
+        // the first thing to fail on the read-only mount (GW_ERR_DELIVERY_STORE_OPEN).
+        delivery: { enabled: false },
         platforms: { scripted: {} },
       });
       // The mount exists only in the child's namespace and dies with it.

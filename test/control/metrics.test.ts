@@ -73,6 +73,7 @@ await test('metrics', async (t) => {
       'hermes_pipeline_queued_events',
       'hermes_queue_overflow_total',
       'hermes_reconnects_total',
+      'hermes_resume_after_restart_total',
       'hermes_state_file_writes_total',
     ]);
   });

@@ -93,6 +93,7 @@ function fromMessage(
     event: {
       id: `${instance}:${m.chat.id}:${m.message_id}${suffix}`,
       platform: instance,
+      type: 'telegram',
       chat: { type: chatType(m.chat.type), id: String(m.chat.id) },
       sender: senderOf(m.from, m.sender_chat ?? (m.from === undefined ? m.chat : undefined)),
       text: m.text ?? m.caption ?? '',
@@ -124,6 +125,7 @@ function fromCallback(q: TgCallbackQuery, instance: string): Normalized {
     event: {
       id: `${instance}:cb:${q.id}`,
       platform: instance,
+      type: 'telegram',
       chat: { type: chatType(chat.type), id: String(chat.id) },
       sender: senderOf(q.from, undefined),
       text: q.data ?? '',
