@@ -4,52 +4,25 @@
  * runs as its own process (dist/test/chaos/main.js), exactly as `scripts/chaos` runs it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { runSoakProcess } from '../support/run-soak-process.js';
 import type { SoakSummary } from './soak.js';
 
 const ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
 const SEED = 20250601;
 const SECONDS = 45;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runChaos(args: string[], timeoutMs: number): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [ENTRY, ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve) => {
-    // SIGINT first: the soak cleans up (kills its gateway, closes the fake) on SIGINT.
-    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
-    const hard = setTimeout(() => child.kill('SIGKILL'), timeoutMs + 10_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(hard);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
 await test('chaos soak', async (t) => {
   await t.test(
     `${SECONDS} s of seeded faults (seed ${SEED}) end with zero invariant violations`,
     { timeout: 115_000 },
     async () => {
-      const run = await runChaos(['--seconds', String(SECONDS), '--seed', String(SEED)], 100_000);
+      const run = await runSoakProcess(
+        ENTRY,
+        ['--seconds', String(SECONDS), '--seed', String(SEED)],
+        100_000,
+      );
       const line = run.stdout.split('\n').find((l) => l.startsWith('{"chaos_summary":true'));
       const report = `exit ${run.code ?? run.signal}\n${run.stdout.replace(/^\{"chaos_summary".*$/m, '')}\n${run.stderr.slice(-4000)}`;
       assert.ok(line !== undefined, `no summary line:\n${report}`);

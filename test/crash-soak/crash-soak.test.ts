@@ -5,47 +5,24 @@
  * (dist/test/crash-soak/main.js), exactly as `scripts/crash-soak` runs it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { runSoakProcess } from '../support/run-soak-process.js';
 import type { CrashSoakSummary } from './soak.js';
 
 const ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
 const SEED = 20261204;
-
-function runSoak(
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [ENTRY, ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve) => {
-    // SIGINT first: the soak kills its gateways and closes the fake on SIGINT.
-    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
-    const hard = setTimeout(() => child.kill('SIGKILL'), timeoutMs + 10_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      clearTimeout(hard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 await test('crash soak', async (t) => {
   await t.test(
     `5 SIGKILLs + 1 SIGTERM at 200 msg/s (seed ${SEED}): nothing lost, nothing twice, in order`,
     { timeout: 115_000 },
     async () => {
-      const run = await runSoak(['--kills', '5', '--terms', '1', '--seed', String(SEED)], 100_000);
+      const run = await runSoakProcess(
+        ENTRY,
+        ['--kills', '5', '--terms', '1', '--seed', String(SEED)],
+        100_000,
+      );
       const line = run.stdout.split('\n').find((l) => l.startsWith('{"crash_soak_summary":true'));
       const report = `exit ${run.code}\n${run.stdout.replace(/^\{"crash_soak_summary".*$/m, '')}\n${run.stderr.slice(-3000)}`;
       assert.ok(line !== undefined, `no summary line:\n${report}`);
