@@ -29,7 +29,7 @@ import type {
 import { QQBotAdapter } from '../src/adapters/qqbot/adapter.js';
 import { DEFAULTS, qqbotSchema, toSettings } from '../src/adapters/qqbot/config.js';
 import { Secret } from '../src/config/secret.js';
-import { FakeQQServer } from '../test/fakes/qq/server.js';
+import { FakeQQServer } from '../src/fakes/qq/server.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 /** The heartbeat interval of DOC's Hello example; the real one is unconfirmed. */

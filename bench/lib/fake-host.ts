@@ -4,7 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import { FakeQQServer, type FakeQQServerOptions, payloads } from '../../test/fakes/qq/index.js';
+import { FakeQQServer, type FakeQQServerOptions, payloads } from '../../src/fakes/qq/index.js';
 import { sleep, wallNow } from './util.js';
 
 export const CLIENT_SECRET = 'bench-secret-0123456789abcdef';

@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FakeQQServer } from '../../test/fakes/qq/index.js';
+import type { FakeQQServer } from '../../src/fakes/qq/index.js';
 import { startFake } from './fake-host.js';
 import { writeGatewayConfig, type BenchGatewayConfig } from './gateway-config.js';
 import { GatewayChild } from './gateway-proc.js';

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NotifyReceiver } from '../../test/support/notify-receiver.js';
-import { payloads } from '../../test/fakes/qq/index.js';
+import { payloads } from '../../src/fakes/qq/index.js';
 import { c2cPayload, startFake, trimRecords, userPool } from '../lib/fake-host.js';
 import type { GatewayChild } from '../lib/gateway-proc.js';
 import { startGatewayWithFake } from '../lib/gateway-with-fake.js';

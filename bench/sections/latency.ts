@@ -5,7 +5,7 @@
  * REST endpoint (both timed in the orchestrator, where the fake runs).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { SendRecord } from '../../test/fakes/qq/index.js';
+import type { SendRecord } from '../../src/fakes/qq/index.js';
 import { c2cPayload, trimRecords, userPool } from '../lib/fake-host.js';
 import { startGatewayWithFake } from '../lib/gateway-with-fake.js';
 import { openLoop } from '../lib/load.js';

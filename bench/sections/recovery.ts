@@ -9,7 +9,7 @@
  * (c) reconnect budget exhausted (every upgrade refused): time from the last refusal to the
  *     process's exit, and `fatal` persisted in the state file before it.
  */
-import type { FakeQQServer, SendRecord } from '../../test/fakes/qq/index.js';
+import type { FakeQQServer, SendRecord } from '../../src/fakes/qq/index.js';
 import { DEFAULTS as QQ_DEFAULTS } from '../../src/adapters/qqbot/config.js';
 import { c2cPayload, startFake, userPool } from '../lib/fake-host.js';
 import { GatewayChild, readState } from '../lib/gateway-proc.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import type { FakeQQServer } from '../../test/fakes/qq/server.js';
+import type { FakeQQServer } from '../fakes/qq/server.js';
 import { EXIT } from '../errors.js';
 import type { StateDocument } from '../state/schema.js';
 import type { CommandContext } from './context.js';
@@ -79,7 +79,7 @@ export async function runDemo(ctx: CommandContext): Promise<number> {
   const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'hermes-gateway-demo-'));
   // Loaded here, not at the top: every other command (`run` above all) would pay for it.
-  const { FakeQQServer } = await import('../../test/fakes/qq/server.js');
+  const { FakeQQServer } = await import('../fakes/qq/server.js');
   const fake = await FakeQQServer.start({ clientSecret: DEMO_SECRET });
   let child: ChildProcess | null = null;
   try {

@@ -3,7 +3,7 @@
  * time, kind and parameter is drawn from the seeded PRNG, so a seed names one schedule (the
  * gateway's own timing still varies from run to run; the schedule does not).
  */
-import type { GatewayFault, SendFault, TokenFault } from '../fakes/qq/index.js';
+import type { GatewayFault, SendFault, TokenFault } from '../../src/fakes/qq/index.js';
 import type { Rng } from './prng.js';
 
 /** Close codes by the class of reaction they demand (src/adapters/qqbot/protocol.ts). */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import type { StateDocument } from '../../src/state/schema.js';
-import { FakeQQServer, payloads, type SendRecord } from '../fakes/qq/index.js';
+import { FakeQQServer, payloads, type SendRecord } from '../../src/fakes/qq/index.js';
 import { GatewayProcess, type LogLine, type ProcessExit } from './gateway-process.js';
 import { DeliveryLedger, type LedgerStats, type ProcessEnd } from './ledger.js';
 import { Rng } from './prng.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FakeQQServer } from '../fakes/qq/server.js';
+import { FakeQQServer } from '../../src/fakes/qq/server.js';
 import {
   allConnected,
   killAllChildren,

@@ -19,7 +19,7 @@ import * as shared from '../../src/metrics.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Runner } from '../../src/runner/runner.js';
 import { StateStore } from '../../src/state/store.js';
-import { FakeQQServer } from '../fakes/qq/server.js';
+import { FakeQQServer } from '../../src/fakes/qq/server.js';
 import { captureLogger, recordingNotifier } from '../support/capture.js';
 import { within } from '../support/deadline.js';
 import {

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { GatewayProcess, type ProcessExit } from '../chaos/gateway-process.js';
 import { Rng } from '../chaos/prng.js';
-import { FakeQQServer } from '../fakes/qq/server.js';
+import { FakeQQServer } from '../../src/fakes/qq/server.js';
 import { sandboxEnv } from '../support/spawn-gateway.js';
 
 const APP_ID = '102088888';

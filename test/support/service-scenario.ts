@@ -25,7 +25,7 @@ import {
 /** The real CLI (`hermes-gateway`), built; what `install` writes into ExecStart=. */
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 /** The standalone fake QQ Bot server, built. */
-export const FAKE_QQ_MAIN = fileURLToPath(new URL('../fakes/qq/main.js', import.meta.url));
+export const FAKE_QQ_MAIN = fileURLToPath(new URL('../../src/fakes/qq/main.js', import.meta.url));
 
 const FAKE_START_TIMEOUT_MS = 10_000;
 const FAKE_STOP_TIMEOUT_MS = 5_000;
@@ -55,7 +55,7 @@ export interface FakeState {
   refusedUpgrades: Array<{ path: string; status: number; at: number }>;
 }
 
-/** `node dist/test/fakes/qq/main.js` in its own process, as an operator would run it. */
+/** `node dist/src/fakes/qq/main.js` in its own process, as an operator would run it. */
 export class FakeQQProcess {
   private constructor(
     private readonly child: ChildProcess,

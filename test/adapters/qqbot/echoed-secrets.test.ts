@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
-import { FakeQQServer } from '../../fakes/qq/server.js';
+import type { FakeQQServerOptions } from '../../../src/fakes/qq/options.js';
+import { FakeQQServer } from '../../../src/fakes/qq/server.js';
 import { killAllChildren, sandboxEnv } from '../../support/spawn-gateway.js';
 import { testConfig, type Json } from './harness.js';
 

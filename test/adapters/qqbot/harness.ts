@@ -16,8 +16,8 @@ import { Runner, type RunOutcome } from '../../../src/runner/runner.js';
 import type { PlatformStatus, StateDocument } from '../../../src/state/schema.js';
 import { StateStore } from '../../../src/state/store.js';
 import type { Notifier } from '../../../src/systemd/notify.js';
-import type { FakeQQServerOptions } from '../../fakes/qq/options.js';
-import { FakeQQServer } from '../../fakes/qq/server.js';
+import type { FakeQQServerOptions } from '../../../src/fakes/qq/options.js';
+import { FakeQQServer } from '../../../src/fakes/qq/server.js';
 import { captureLogger, type CapturedLog } from '../../support/capture.js';
 import { within } from '../../support/deadline.js';
 

@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { StateDocument } from '../../../src/state/schema.js';
-import { FakeTelegramServer, TEXTS } from '../../fakes/telegram/server.js';
+import { FakeTelegramServer, TEXTS } from '../../../src/fakes/telegram/server.js';
 import { sandboxEnv } from '../../support/spawn-gateway.js';
 import type { Json } from './harness.js';
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FakeTelegramServer, TEXTS, type Fault } from '../../fakes/telegram/server.js';
+import { FakeTelegramServer, TEXTS, type Fault } from '../../../src/fakes/telegram/server.js';
 import { trail, withHarness } from './harness.js';
 
 const E = (code: number, description: string, retryAfter?: number): Fault =>

@@ -16,7 +16,10 @@ import { Runner, type RunOutcome } from '../../../src/runner/runner.js';
 import type { PlatformStatus, StateDocument } from '../../../src/state/schema.js';
 import { StateStore } from '../../../src/state/store.js';
 import type { Notifier } from '../../../src/systemd/notify.js';
-import { FakeTelegramServer, type FakeTelegramOptions } from '../../fakes/telegram/server.js';
+import {
+  FakeTelegramServer,
+  type FakeTelegramOptions,
+} from '../../../src/fakes/telegram/server.js';
 import { captureLogger, type CapturedLog } from '../../support/capture.js';
 import { merge, type Json } from '../qqbot/harness.js';
 

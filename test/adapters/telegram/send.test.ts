@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import type { OutboundMessage } from '../../../src/adapters/contract.js';
 import { splitText, utf16Units } from '../../../src/adapters/telegram/send.js';
 import { GatewayError } from '../../../src/errors.js';
-import { TEXTS } from '../../fakes/telegram/server.js';
+import { TEXTS } from '../../../src/fakes/telegram/server.js';
 import { withHarness } from './harness.js';
 
 const GROUP = { id: -4001, type: 'group', title: 'Friends' } as const;

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeQQServer } from './server.js';
-import type { FakeQQServerOptions } from './options.js';
+import { FakeQQServer } from '../../../src/fakes/qq/server.js';
+import type { FakeQQServerOptions } from '../../../src/fakes/qq/options.js';
 import { within } from '../../support/deadline.js';
 import { RawClient, fetchToken } from './raw-client.js';
 
@@ -666,7 +666,7 @@ await test(
   'standalone main: prints its addresses, serves the control API, exits 0 on SIGTERM',
   T,
   async (t) => {
-    const entry = fileURLToPath(new URL('./main.js', import.meta.url));
+    const entry = fileURLToPath(new URL('../../../src/fakes/qq/main.js', import.meta.url));
     const child = spawn(process.execPath, [entry, '--port', '0', '--app-id', '42'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

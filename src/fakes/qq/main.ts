@@ -1,14 +1,12 @@
 /**
  * Standalone fake QQ Bot server, spawned by `hermes-gateway demo` and the systemd tests.
  *
- *   node dist/test/fakes/qq/main.js [--port N] [--host H] [--app-id ID] [--secret S]
+ *   node dist/src/fakes/qq/main.js [--port N] [--host H] [--app-id ID] [--secret S]
  *     [--heartbeat-interval-ms N] [--hello-delay-ms N] [--token-ttl-sec N] [--no-control]
  *
  * Prints one JSON line `{"tokenUrl","apiBase","wsUrl","appId","controlUrl"}` on stdout once
  * listening; the `/_fake/*` control routes (see control.ts) are on unless `--no-control`.
  * Exits 0 after a clean close on SIGTERM/SIGINT, 2 on bad arguments, 1 if it cannot listen.
- * Run with no argument by the node:test runner (as `node --test dist/test/` does for every
- * file under `test/`), it exits 0 at once.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULTS, type FakeQQServerOptions } from './options.js';
@@ -56,12 +54,6 @@ function parseOptions(argv: string[]): FakeQQServerOptions {
 }
 
 async function main(): Promise<number> {
-  if (process.env.NODE_TEST_CONTEXT !== undefined && process.argv.length <= 2) {
-    // `node --test dist/test/` runs every file under a `test` directory, this one included,
-    // with no arguments: do not start a server that would wait forever for a signal.
-    // (Spawning it from inside a test: pass at least one argument, e.g. `--port 0`.)
-    return 0;
-  }
   let options: FakeQQServerOptions;
   try {
     options = parseOptions(process.argv.slice(2));
