@@ -44,6 +44,15 @@ export interface HttpInit {
   method: string;
   headers: Record<string, string>;
   body?: string;
+  /**
+   * False for a request that must not reach the server twice (a Telegram sendMessage: no
+   * idempotency key). Such a request is sent again after a reset of a reused keep-alive
+   * socket only if the reset came before the whole request was handed to the socket; a
+   * reset after that may hide a request the server already acted on, so it is a `network`
+   * failure for the caller to judge. Default true (a GET, or a send the platform
+   * deduplicates, like QQ's msg_seq).
+   */
+  idempotent?: boolean;
 }
 
 /**
@@ -136,14 +145,27 @@ export class HttpClient {
         });
         req = current;
         let answered = false;
+        // 'finish': the whole request was handed to the socket, so the server may have it.
+        let written = false;
+        current.on('finish', () => {
+          written = true;
+        });
         current.on('socket', (s) => {
           socket = s;
         });
         current.on('error', (err: NodeJS.ErrnoException) => {
           if (settled || current !== req) return;
-          // A pooled socket the server closed while idle: the request never reached it, so
-          // it goes once more on a fresh socket (the retry Node's docs recommend).
-          if (retry && !answered && current.reusedSocket && err.code === 'ECONNRESET') {
+          // A pooled socket the server closed while idle: the request most likely never
+          // reached it, so it goes once more on a fresh socket (the retry Node's docs
+          // recommend for idempotent requests). A non-idempotent request already written may
+          // have been acted on: resending it blindly could post it twice.
+          if (
+            retry &&
+            !answered &&
+            current.reusedSocket &&
+            err.code === 'ECONNRESET' &&
+            (init.idempotent !== false || !written)
+          ) {
             send(false);
             return;
           }

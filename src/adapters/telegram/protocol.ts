@@ -37,6 +37,14 @@ export function methodUrl(apiBase: string, token: string, method: string): strin
   return `${apiBase}/bot${token}/${method}`;
 }
 
+/**
+ * Methods whose second arrival has an effect a user sees (a second message in the chat): the
+ * Bot API has no idempotency key, so a request of these that may have reached the server is
+ * never sent again blindly (net/http.ts `idempotent`). Every other method the adapter calls
+ * reads, confirms or answers once (a repeated answerCallbackQuery is refused, harmlessly).
+ */
+export const NOT_IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['sendMessage']);
+
 /** A call's answer read from the envelope `{ok, result}` / `{ok:false, error_code, description}`. */
 export type ApiReply =
   | { ok: true; result: unknown }

@@ -5,7 +5,7 @@
  */
 import type { Secret } from '../../config/secret.js';
 import { HttpClient, HttpFailureError } from '../../net/http.js';
-import { methodUrl, parseEnvelope, type ApiReply } from './protocol.js';
+import { methodUrl, NOT_IDEMPOTENT_METHODS, parseEnvelope, type ApiReply } from './protocol.js';
 
 const USER_AGENT = 'hermes-gateway (+telegram adapter)';
 /** getUpdates answers up to 100 updates of up to 4096 characters each (plus captions). */
@@ -60,6 +60,7 @@ export class TelegramRest {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT },
           body: JSON.stringify(params),
+          idempotent: !NOT_IDEMPOTENT_METHODS.has(method),
         },
         timeoutMs,
         signal,

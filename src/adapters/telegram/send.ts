@@ -11,63 +11,13 @@ import type { OutboundMessage, SendResult } from '../../adapters/contract.js';
 import { GatewayError } from '../../errors.js';
 import { sleep } from '../../util/backoff.js';
 import { RecentMap } from '../../util/recent.js';
+import { splitText, utf16Length } from '../../util/split-text.js';
 import { readReplyContext } from './normalize.js';
 import { sendVerdictFor, sentMessageId } from './protocol.js';
 import { isAbort, type TelegramRest } from './rest.js';
 
 /** Chats whose pacing slot or migration is remembered. */
 const CHAT_MEMORY = 10_000;
-
-/** Length of a piece of text in the unit the limit counts (UTF-16 code units by default). */
-export type Measure = (codePoint: string) => number;
-export const utf16Units: Measure = (codePoint) => codePoint.length;
-
-/**
- * Splits `text` into chunks of at most `limit` units as `measure` counts them, never inside a
- * code point (so never between the halves of a surrogate pair), preferring to cut at a line
- * break, then at a space, in the second half of a chunk. The break character is dropped;
- * whitespace-only chunks are not returned.
- */
-export function splitText(text: string, limit: number, measure: Measure = utf16Units): string[] {
-  const chunks: string[] = [];
-  const push = (chunk: string): void => {
-    if (chunk.trim() !== '') chunks.push(chunk);
-  };
-  let start = 0;
-  let used = 0;
-  // Index of the last line break / space in the current chunk, and the units before it.
-  let newline = -1;
-  let newlineUnits = 0;
-  let space = -1;
-  let spaceUnits = 0;
-  let index = 0;
-  for (const cp of text) {
-    const units = measure(cp);
-    if (used + units > limit && index > start) {
-      let cut = index;
-      let skip = 0;
-      if (newline >= 0 && newlineUnits >= limit / 2) [cut, skip] = [newline, 1];
-      else if (space >= 0 && spaceUnits >= limit / 2) [cut, skip] = [space, 1];
-      push(text.slice(start, cut));
-      start = cut + skip;
-      used = measure === utf16Units ? index - start : measureRange(text, start, index, measure);
-      newline = -1;
-      space = -1;
-    }
-    if (cp === '\n') [newline, newlineUnits] = [index, used];
-    else if (cp === ' ') [space, spaceUnits] = [index, used];
-    used += units;
-    index += cp.length;
-  }
-  if (start < text.length) push(text.slice(start));
-  return chunks;
-}
-
-function measureRange(text: string, from: number, to: number, measure: Measure): number {
-  let total = 0;
-  for (const cp of text.slice(from, to)) total += measure(cp);
-  return total;
-}
 
 /**
  * Paces sends: each chat gets a slot at least its interval after the previous one, and every
@@ -130,7 +80,9 @@ export class Sender {
     const reply = readReplyContext(message.reply);
     const target = reply?.chat_id ?? chatIdOf(message.chat.id);
     const isPrivate = reply === null ? message.chat.type === 'c2c' : reply.chat_type === 'private';
-    const chunks = splitText(message.text, this.options.maxTextLength);
+    // The limit counts UTF-16 units (stricter than the server's code points); chunks end
+    // between grapheme clusters, so neither a surrogate pair nor an emoji sequence is cut.
+    const chunks = splitText(message.text, this.options.maxTextLength, utf16Length);
     const ids: string[] = [];
     const stop = signal ?? new AbortController().signal;
     for (const [i, text] of chunks.entries()) {

@@ -7,9 +7,11 @@
  * client (two polls at once, the offset going backwards, text over 4096 code points, a reply
  * to an unknown message without allow_sending_without_reply) and `close()` fails on them.
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 
 /** Official error texts (tdlib/telegram-bot-api Client.cpp, confirmed by field reports). */
 export const TEXTS = {
@@ -39,11 +41,18 @@ export const TEXTS = {
 /** The official server's limit on parsed text, in code points (TD MessageContent.cpp). */
 const MAX_TEXT_CODE_POINTS = 4096;
 const LONG_POLL_MAX_S = 50;
+/** How long an abandoned poll may take to close after the client's next one arrived. */
+const POLL_OVERLAP_GRACE_MS = 50;
 
 export type Fault =
   | { kind: 'error'; code: number; description: string; retryAfter?: number; migrateTo?: number }
   /** Accept the request, then reset the connection without an answer. */
   | { kind: 'reset' }
+  /**
+   * Carry the request out (a sendMessage is posted), then reset the connection instead of
+   * answering: the client cannot tell this from `reset`, and must not resend blindly.
+   */
+  | { kind: 'lost-answer' }
   /** Accept the request and never answer (a half-open link, as the client sees it). */
   | { kind: 'hang' }
   /** Answer normally, after `ms`. */
@@ -89,7 +98,7 @@ export interface FakeRequest {
 }
 
 export interface FakeTelegramOptions {
-  /** `<bot id>:<secret>`; a fixed default. */
+  /** `<bot id>:<secret>`; by default a new bot id per fake. */
   token?: string;
   username?: string;
   canReadAllGroupMessages?: boolean;
@@ -103,7 +112,14 @@ interface PendingPoll {
   timer: NodeJS.Timeout;
 }
 
-export const DEFAULT_TOKEN = '7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_test';
+/**
+ * A token of a bot of its own per fake: the gateway locks each credential machine-wide (an
+ * abstract socket), so two fakes sharing one bot id would make gateways run side by side (in
+ * other test files, other checkouts) refuse each other's credential.
+ */
+function uniqueToken(): string {
+  return `${randomInt(1_000_000_000, 9_000_000_000)}:AAH${randomBytes(24).toString('base64url')}`;
+}
 const TOKEN_SHAPE = /^[1-9]\d{0,17}:[A-Za-z0-9_-]+$/;
 
 export class FakeTelegramServer extends EventEmitter {
@@ -122,11 +138,19 @@ export class FakeTelegramServer extends EventEmitter {
   private readonly callbacks = new Set<string>();
   private readonly files = new Map<string, string>();
   private readonly held = new Set<ServerResponse>();
+  /** Answers that die in a reset instead of being written (the `lost-answer` fault). */
+  private readonly answersLost = new WeakSet<ServerResponse>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private queue: Array<{ update_id: number; [k: string]: unknown }> = [];
   private nextUpdateId: number;
   private lastOffset = 0;
-  private inFlightPolls = 0;
+  /** getUpdates requests not yet answered or closed, and how each ended. */
+  private readonly openPolls = new Map<
+    ServerResponse,
+    { state: 'open' | 'answered' | 'abandoned' }
+  >();
+  /** Overlap checks still waiting for their grace period; close() runs them at once. */
+  private readonly overlapChecks = new Set<() => void>();
   private pending: PendingPoll | null = null;
   private revoked = false;
   private webhook: { url: string; secret: string | null; maxConnections: number } | null = null;
@@ -137,7 +161,7 @@ export class FakeTelegramServer extends EventEmitter {
 
   private constructor(options: FakeTelegramOptions) {
     super();
-    this.token = options.token ?? DEFAULT_TOKEN;
+    this.token = options.token ?? uniqueToken();
     this.botId = Number(this.token.split(':')[0]);
     this.username = options.username ?? 'hermes_test_bot';
     this.canReadAll = options.canReadAllGroupMessages ?? false;
@@ -349,6 +373,9 @@ export class FakeTelegramServer extends EventEmitter {
    * during the test, so a violation fails the test that caused it.
    */
   async close(): Promise<void> {
+    // An overlap still in its grace period is judged before the verdict.
+    if (this.overlapChecks.size > 0) await delay(POLL_OVERLAP_GRACE_MS);
+    for (const check of [...this.overlapChecks]) check();
     for (const timer of this.timers) clearTimeout(timer);
     if (this.pending !== null) clearTimeout(this.pending.timer);
     this.pending = null;
@@ -422,6 +449,9 @@ export class FakeTelegramServer extends EventEmitter {
       case 'reset':
         res.socket?.resetAndDestroy();
         return;
+      case 'lost-answer':
+        this.loseAnswer(method, params, res);
+        return;
       case 'hang':
         this.held.add(res);
         this.emit('hang', { method, at: Date.now() });
@@ -445,6 +475,12 @@ export class FakeTelegramServer extends EventEmitter {
         );
         return;
     }
+  }
+
+  /** The `lost-answer` fault: the request takes effect, its answer dies in a reset. */
+  private loseAnswer(method: string, params: Record<string, unknown>, res: ServerResponse): void {
+    this.answersLost.add(res);
+    this.dispatch(method, params, res);
   }
 
   private dispatch(method: string, params: Record<string, unknown>, res: ServerResponse): void {
@@ -515,30 +551,45 @@ export class FakeTelegramServer extends EventEmitter {
     }
   }
 
-  /** Counts polls in flight; two at once from the client is a violation (§3.5). */
+  /**
+   * Counts polls in flight; two at once from the client is a violation (§3.5). A poll the
+   * client gave up on (aborted at its deadline, or on stop) closes without an answer a few
+   * turns of the event loop after the client's next poll may have arrived, so each poll open
+   * when another arrives is judged after POLL_OVERLAP_GRACE_MS: still open, or answered while
+   * its client was still connected, means the client really had two in flight.
+   */
   private trackPoll(res: ServerResponse): void {
     this.polls += 1;
-    this.inFlightPolls += 1;
-    let done = false;
-    const end = (): void => {
-      if (done) return;
-      done = true;
-      this.inFlightPolls -= 1;
+    const socket = res.socket;
+    const others = [...this.openPolls.entries()].filter(([, p]) => p.state === 'open');
+    const poll: { state: 'open' | 'answered' | 'abandoned' } = { state: 'open' };
+    this.openPolls.set(res, poll);
+    const end = (how: 'answered' | 'abandoned'): void => {
+      if (poll.state !== 'open') return;
+      poll.state = how === 'answered' && socket?.readableEnded !== true ? 'answered' : 'abandoned';
+      this.openPolls.delete(res);
       this.held.delete(res);
       if (this.pending?.res === res) {
         clearTimeout(this.pending.timer);
         this.pending = null;
       }
     };
-    res.on('finish', end);
-    res.on('close', end);
-    // A poll the client just aborted may close in this same turn of the event loop: look once
-    // the loop has processed what already arrived.
-    setImmediate(() => {
-      if (!done && this.inFlightPolls > 1) {
-        this.violations.push(`two getUpdates in flight at once (${this.inFlightPolls})`);
+    res.on('finish', () => end('answered'));
+    res.on('close', () => end('abandoned'));
+    if (others.length === 0) return;
+    const check = (): void => {
+      this.overlapChecks.delete(check);
+      const overlapping = others.filter(([, p]) => p.state !== 'abandoned').length;
+      if (overlapping > 0) {
+        this.violations.push(`two getUpdates in flight at once (${overlapping + 1})`);
       }
-    });
+    };
+    this.overlapChecks.add(check);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      check();
+    }, POLL_OVERLAP_GRACE_MS);
+    this.timers.add(timer);
   }
 
   private getUpdates(params: Record<string, unknown>, res: ServerResponse): void {
@@ -725,6 +776,10 @@ export class FakeTelegramServer extends EventEmitter {
 
   private reply(res: ServerResponse, status: number, body: Record<string, unknown>): void {
     if (res.writableEnded || res.destroyed) return;
+    if (this.answersLost.has(res)) {
+      res.socket?.resetAndDestroy();
+      return;
+    }
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     const retryAfter = (body.parameters as { retry_after?: number } | undefined)?.retry_after;
     if (status === 429 && retryAfter !== undefined) headers['retry-after'] = String(retryAfter);

@@ -318,3 +318,23 @@ await test('row connection reset on getUpdates: backoff, reconnecting with GW_ER
     assert.deepEqual(states.at(-1), ['connected', 'GW_ERR_TELEGRAM_NETWORK']);
   });
 });
+
+await test('row slow answer (getMe later than timeouts.rest_ms): the call times out, backoff with GW_ERR_TELEGRAM_NETWORK, then connected', async () => {
+  await withHarness({ start: false, config: { timeouts: { rest_ms: 200 } } }, async (h) => {
+    h.fake.fault('getMe', { kind: 'slow', ms: 1_000 });
+    h.startRunner();
+    await h.connected();
+    assert.deepEqual(
+      trail(h).map((t) => [t.state, t.code, t.detail]),
+      [
+        ['starting', null, null],
+        ['connecting', null, 'get_me'],
+        ['reconnecting', 'GW_ERR_TELEGRAM_NETWORK', 'backoff'],
+        ['connected', 'GW_ERR_TELEGRAM_NETWORK', null],
+      ],
+    );
+    const getMes = h.fake.requests.filter((r) => r.method === 'getme');
+    assert.equal(getMes.length, 2);
+    assert.ok(getMes[1]!.at - getMes[0]!.at >= 200, 'the first getMe waited rest_ms');
+  });
+});

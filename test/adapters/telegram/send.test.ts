@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { OutboundMessage } from '../../../src/adapters/contract.js';
-import { splitText, utf16Units } from '../../../src/adapters/telegram/send.js';
 import { GatewayError } from '../../../src/errors.js';
 import { TEXTS } from '../../../src/fakes/telegram/server.js';
+import { splitText, utf16Length } from '../../../src/util/split-text.js';
 import { withHarness } from './harness.js';
 
 const GROUP = { id: -4001, type: 'group', title: 'Friends' } as const;
@@ -25,20 +25,17 @@ async function rejection(promise: Promise<unknown>): Promise<GatewayError> {
 
 await test('splitText: at most the limit in UTF-16 units, never inside a surrogate pair, line breaks first', () => {
   const emoji = '😀'; // two UTF-16 units
-  const chunks = splitText('a' + emoji.repeat(10), 4);
+  const split = (text: string, max: number): string[] => splitText(text, max, utf16Length);
+  const chunks = split('a' + emoji.repeat(10), 4);
   for (const c of chunks) assert.ok(c.length <= 4, `${c} within the limit`);
   assert.equal(chunks.join(''), 'a' + emoji.repeat(10), 'nothing lost, no half pairs');
   assert.ok(chunks.every((c) => !/[\uD800-\uDBFF]$/.test(c)));
-  assert.deepEqual(splitText('aaaa bbbb\ncccc dddd', 12), ['aaaa bbbb', 'cccc dddd']);
-  assert.deepEqual(splitText('aaaaaa bbbbbb', 8), ['aaaaaa', 'bbbbbb']);
-  assert.deepEqual(splitText('abcdefghij', 4), ['abcd', 'efgh', 'ij']);
-  assert.deepEqual(splitText('   ', 4), []);
-  // The measure is a parameter: count code points instead.
-  assert.deepEqual(
-    splitText(emoji.repeat(4), 2, () => 1),
-    [emoji.repeat(2), emoji.repeat(2)],
-  );
-  assert.equal(utf16Units(emoji), 2);
+  assert.deepEqual(split('aaaa bbbb\ncccc dddd', 12), ['aaaa bbbb', 'cccc dddd']);
+  assert.deepEqual(split('aaaaaa bbbbbb', 8), ['aaaaaa', 'bbbbbb']);
+  assert.deepEqual(split('abcdefghij', 4), ['abcd', 'efgh', 'ij']);
+  assert.deepEqual(split('   ', 4), []);
+  // A flag is two surrogate pairs (4 units): never cut between its regional indicators.
+  assert.deepEqual(split('ab🇩🇪🇫🇷', 6), ['ab🇩🇪', '🇫🇷']);
 });
 
 await test('send: plain text (no parse_mode), the reply with allow_sending_without_reply, the message id returned', async () => {
@@ -91,8 +88,8 @@ await test('send: 10,000 characters with emoji are split under 4096 per message,
     assert.equal(h.fake.sent[1]!.params.reply_parameters, undefined);
     assert.equal(
       h.fake.sent.map((s) => s.text).join('\n'),
-      text,
-      'cut at line breaks, nothing lost',
+      text.trimEnd(),
+      'cut at line breaks, nothing lost but the trailing line break',
     );
   });
 });
@@ -203,6 +200,28 @@ await test('send: 5xx is retried; a reset after sending is uncertain and not res
   });
 });
 
+await test('send: a reset of a reused keep-alive socket after the request was written is uncertain, never posted twice', async () => {
+  await withHarness({}, async (h) => {
+    h.fake.addChat({ id: 1001, type: 'private' });
+    await h.connected();
+    const to = (text: string): Promise<unknown> =>
+      h.adapter.send({ chat: { type: 'c2c', id: '1001' }, text });
+    // The first send leaves its socket in the keep-alive pool; the second reuses it.
+    await to('warm');
+    h.fake.fault('sendMessage', { kind: 'lost-answer' });
+    const err = await rejection(to('once only'));
+    assert.equal(err.code, 'GW_ERR_TELEGRAM_SEND_UNCERTAIN');
+    assert.deepEqual(
+      h.fake.sent.map((s) => s.text),
+      ['warm', 'once only'],
+      'the message the server took is not sent again',
+    );
+    // The pool is still usable afterwards.
+    await to('after');
+    assert.equal(h.fake.sent.at(-1)!.text, 'after');
+  });
+});
+
 await test('pacer: a burst to one private chat is spaced by private_interval_ms, other chats are not held back', async () => {
   const config = {
     send: { private_interval_ms: 150, group_interval_ms: 150, global_interval_ms: 0 },
@@ -219,5 +238,34 @@ await test('pacer: a burst to one private chat is spaced by private_interval_ms,
     const a = times(1001);
     assert.ok(a[1]! - a[0]! >= 140 && a[2]! - a[1]! >= 140, `spaced: ${a.join(',')}`);
     assert.ok(times(1002)[0]! - a[0]! < 140, 'another chat does not wait for the first');
+  });
+});
+
+await test('pacer: groups are spaced by group_interval_ms, and every chat shares the global interval', async () => {
+  const config = {
+    send: { private_interval_ms: 0, group_interval_ms: 300, global_interval_ms: 100 },
+  };
+  await withHarness({ config }, async (h) => {
+    h.fake.addChat(GROUP);
+    for (const id of [1001, 1002, 1003]) h.fake.addChat({ id, type: 'private' });
+    await h.connected();
+    const group = (text: string): Promise<unknown> =>
+      h.adapter.send({ chat: { type: 'group', id: String(GROUP.id) }, text });
+    let start = Date.now();
+    await Promise.all([group('g1'), group('g2')]);
+    const g = h.fake.sent.map((s) => s.at - start);
+    assert.ok(g[1]! >= 300, `the second group send at ${g[1]} ms, not before its slot`);
+    const before = h.fake.sent.length;
+    start = Date.now();
+    await Promise.all(
+      ['1001', '1002', '1003'].map((id) =>
+        h.adapter.send({ chat: { type: 'c2c', id }, text: 'x' }),
+      ),
+    );
+    const t = h.fake.sent.slice(before).map((s) => s.at - start);
+    assert.ok(
+      t[1]! >= 100 && t[2]! >= 200,
+      `different chats share the global slot: ${t.join(',')}`,
+    );
   });
 });
