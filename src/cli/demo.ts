@@ -1,3 +1,9 @@
+/**
+ * `demo`: the whole gateway as a child process with the echo handler, against bundled fake
+ * platforms on loopback. One entry per platform in DEMO_PLATFORMS says how to start its fake,
+ * what its instance looks like in the config and how a user message goes in and the reply
+ * comes back; `--platform all` runs every entry in one gateway.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -5,14 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
-import type { FakeQQServer } from '../fakes/qq/server.js';
+import { Option, type Command } from 'commander';
 import { EXIT } from '../errors.js';
 import type { StateDocument } from '../state/schema.js';
 import type { CommandContext } from './context.js';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
-const DEMO_SECRET = 'demo-secret-0123456789';
 const STEP_TIMEOUT_MS = 8_000;
 
 interface DemoLine {
@@ -22,7 +26,91 @@ interface DemoLine {
   to?: string;
 }
 
-function config(fake: FakeQQServer, stateFile: string): string {
+/** One platform's fake, started for one demo. */
+interface DemoFake {
+  /** Where the fake listens, for the user to see. */
+  url: string;
+  /** The instance's keys under `platforms.<name>` (indented by the caller). */
+  configLines: string[];
+  /** Environment the gateway needs (secrets go through `${VAR}`, never the config file). */
+  env: Record<string, string>;
+  /** What proves the platform accepted the bot, for the ✓ line. */
+  connectedNote: string;
+  /** A user sends `text`; resolves with the bot's reply text. Rejects after `timeoutMs`. */
+  roundTrip(text: string, timeoutMs: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A platform the demo can show: the instance name and how to start its fake. */
+interface DemoPlatform {
+  /** The instance name (= its type) in the demo config and in log lines. */
+  name: string;
+  /** How the fake is named to the user. */
+  label: string;
+  /** Loads the fake lazily: every other command (`run` above all) would pay for the import. */
+  start(): Promise<DemoFake>;
+}
+
+/**
+ * Every platform the demo knows, in the order `all` starts them. A new platform is one entry:
+ * its fake comes from `src/fakes/<p>/`.
+ */
+export const DEMO_PLATFORMS: readonly DemoPlatform[] = [
+  {
+    name: 'qqbot',
+    label: 'fake QQ server',
+    async start() {
+      const { FakeQQServer } = await import('../fakes/qq/server.js');
+      const secret = 'demo-secret-0123456789';
+      const fake = await FakeQQServer.start({ clientSecret: secret });
+      return {
+        url: fake.apiBase,
+        configLines: [
+          // The fake's own app id: unique per demo, so demos side by side hold no one credential.
+          `app_id: "${fake.settings.appId}"`,
+          'client_secret: ${DEMO_QQ_SECRET}',
+          `token_url: ${fake.tokenUrl}`,
+          `api_base: ${fake.apiBase}`,
+        ],
+        env: { DEMO_QQ_SECRET: secret },
+        connectedNote: 'the fake server sent READY',
+        async roundTrip(text, timeoutMs) {
+          const reply = fake.waitFor('message-sent', timeoutMs);
+          fake.dispatchC2CMessage({ content: text });
+          const body = (await reply).body as { content?: unknown } | undefined;
+          return String(body?.content);
+        },
+        close: () => fake.close(),
+      };
+    },
+  },
+  {
+    name: 'telegram',
+    label: 'fake Telegram Bot API',
+    async start() {
+      const { FakeTelegramServer } = await import('../fakes/telegram/server.js');
+      // The fake's own bot id: unique per demo, so demos side by side hold no one credential.
+      const fake = await FakeTelegramServer.start({ username: 'hermes_demo_bot' });
+      const token = fake.token;
+      return {
+        url: fake.apiBase,
+        configLines: ['token: ${DEMO_TELEGRAM_TOKEN}', `api_base: ${fake.apiBase}`],
+        env: { DEMO_TELEGRAM_TOKEN: token },
+        connectedNote: 'getMe accepted the token and the first getUpdates answered',
+        async roundTrip(text, timeoutMs) {
+          const reply = fake.waitFor<{ text: string }>('sent', timeoutMs);
+          fake.message(text);
+          return (await reply).text;
+        },
+        close: () => fake.close(),
+      };
+    },
+  },
+];
+
+export const DEMO_CHOICES = [...DEMO_PLATFORMS.map((p) => p.name), 'all'];
+
+function config(stateFile: string, fakes: Array<[DemoPlatform, DemoFake]>): string {
   return [
     `state_file: ${stateFile}`,
     'log_level: info',
@@ -30,13 +118,11 @@ function config(fake: FakeQQServer, stateFile: string): string {
     'handler:',
     '  type: echo',
     'platforms:',
-    '  qqbot:',
-    '    enabled: true',
-    // The fake's own app id: unique per demo, so demos side by side do not hold one credential.
-    `    app_id: "${fake.settings.appId}"`,
-    '    client_secret: ${DEMO_QQ_SECRET}',
-    `    token_url: ${fake.tokenUrl}`,
-    `    api_base: ${fake.apiBase}`,
+    ...fakes.flatMap(([platform, fake]) => [
+      `  ${platform.name}:`,
+      '    enabled: true',
+      ...fake.configLines.map((line) => `    ${line}`),
+    ]),
     '',
   ].join('\n');
 }
@@ -70,29 +156,31 @@ function waitForLine(
 }
 
 /**
- * `demo`: the whole gateway, as a child process with the echo handler, against the bundled
- * fake QQ server on loopback. Shows a message go in, the reply come back, the state file, and
- * a clean stop.
+ * Runs the demo for `choice` (a DEMO_PLATFORMS name or `all`): starts the fakes, the gateway,
+ * one message round trip per platform, shows the state file and stops with SIGTERM. Resolves
+ * with the exit code: 0 when every step passed and the gateway exited 0, else 1.
  */
-export async function runDemo(ctx: CommandContext): Promise<number> {
+export async function runDemo(ctx: CommandContext, choice = 'qqbot'): Promise<number> {
   const { io } = ctx;
   const started = Date.now();
+  const chosen = DEMO_PLATFORMS.filter((p) => choice === 'all' || p.name === choice);
   const dir = await mkdtemp(join(tmpdir(), 'hermes-gateway-demo-'));
-  // Loaded here, not at the top: every other command (`run` above all) would pay for it.
-  const { FakeQQServer } = await import('../fakes/qq/server.js');
-  const fake = await FakeQQServer.start({ clientSecret: DEMO_SECRET });
+  const fakes: Array<[DemoPlatform, DemoFake]> = [];
   let child: ChildProcess | null = null;
   try {
+    for (const platform of chosen) fakes.push([platform, await platform.start()]);
     const stateFile = join(dir, 'gateway_state.json');
     const configFile = join(dir, 'config.yaml');
-    await writeFile(configFile, config(fake, stateFile), { mode: 0o600 });
-    io.out('hermes-gateway demo: the real gateway against a fake QQ server on loopback\n');
-    io.out(`  fake QQ server  ${fake.apiBase}`);
-    io.out(`  config          ${configFile}`);
+    await writeFile(configFile, config(stateFile, fakes), { mode: 0o600 });
+    const labels = fakes.map(([p]) => p.label).join(' and ');
+    io.out(`hermes-gateway demo: the real gateway against a ${labels} on loopback\n`);
+    for (const [platform, fake] of fakes) io.out(`  ${platform.label.padEnd(22)} ${fake.url}`);
+    io.out(`  ${'config'.padEnd(22)} ${configFile}`);
 
     const lines: DemoLine[] = [];
+    const env = Object.assign({}, ...fakes.map(([, fake]) => fake.env)) as Record<string, string>;
     child = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
-      env: { ...io.env, DEMO_QQ_SECRET: DEMO_SECRET, JOURNAL_STREAM: '', NOTIFY_SOCKET: '' },
+      env: { ...io.env, ...env, JOURNAL_STREAM: '', NOTIFY_SOCKET: '' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     createInterface({ input: child.stdout! }).on('line', (text) => {
@@ -102,31 +190,35 @@ export async function runDemo(ctx: CommandContext): Promise<number> {
         io.out(`  gateway: ${text}`);
       }
     });
-    io.out(`  gateway         pid ${child.pid}\n`);
+    io.out(`  ${'gateway'.padEnd(22)} pid ${child.pid}\n`);
 
-    await waitForLine(lines, child, (l) => l.platform === 'qqbot' && l.to === 'connected');
-    io.out(`  ✓ qqbot connected: the fake server sent READY (${Date.now() - started} ms)`);
-
-    const text = 'hello from the demo';
-    const replyPromise = fake.waitFor('message-sent', STEP_TIMEOUT_MS);
-    const sentAt = Date.now();
-    fake.dispatchC2CMessage({ content: text });
-    io.out(`  → a user says   "${text}"`);
-    const reply = await replyPromise;
-    const replyText = (reply.body as { content?: unknown } | undefined)?.content;
-    io.out(`  ← the bot says  "${String(replyText)}" (${Date.now() - sentAt} ms)\n`);
+    for (const [platform, fake] of fakes) {
+      const gateway = child;
+      await waitForLine(
+        lines,
+        gateway,
+        (l) => l.platform === platform.name && l.to === 'connected',
+      );
+      io.out(`  ✓ ${platform.name} connected: ${fake.connectedNote} (${Date.now() - started} ms)`);
+    }
+    for (const [platform, fake] of fakes) {
+      const text = `hello from the demo (${platform.name})`;
+      const sentAt = Date.now();
+      io.out(`  → a ${platform.name} user says  "${text}"`);
+      const reply = await fake.roundTrip(text, STEP_TIMEOUT_MS);
+      io.out(`  ← the bot says          "${reply}" (${Date.now() - sentAt} ms)`);
+    }
 
     const state = JSON.parse(await readFile(stateFile, 'utf8')) as StateDocument;
-    const qq = state.platforms.qqbot;
-    io.out(`  state file ${stateFile}:`);
-    io.out(`    gateway ${state.gateway.state}, qqbot ${qq?.state}, write_seq ${state.write_seq}`);
+    const states = (doc: StateDocument): string =>
+      fakes.map(([p]) => `${p.name} ${doc.platforms[p.name]?.state}`).join(', ');
+    io.out(`\n  state file ${stateFile}:`);
+    io.out(`    gateway ${state.gateway.state}, ${states(state)}, write_seq ${state.write_seq}`);
 
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
     const final = JSON.parse(await readFile(stateFile, 'utf8')) as StateDocument;
-    io.out(
-      `  ✓ SIGTERM: exit ${code}, gateway ${final.gateway.state}, qqbot ${final.platforms.qqbot?.state}`,
-    );
+    io.out(`  ✓ SIGTERM: exit ${code}, gateway ${final.gateway.state}, ${states(final)}`);
     io.out(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     child = null;
     return code === 0 ? EXIT.OK : 1;
@@ -135,7 +227,7 @@ export async function runDemo(ctx: CommandContext): Promise<number> {
     return 1;
   } finally {
     if (child && child.exitCode === null) child.kill('SIGKILL');
-    await fake.close();
+    for (const [, fake] of fakes) await fake.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -144,9 +236,17 @@ export function registerDemoCommand(program: Command, ctx: CommandContext): void
   program
     .command('demo')
     .description(
-      'run the whole gateway against the bundled fake QQ server and show a message round trip',
+      'run the whole gateway against bundled fake platforms and show a message round trip',
     )
-    .action(async () => {
-      ctx.result.code = await runDemo(ctx);
+    .addOption(
+      new Option(
+        '-p, --platform <name>',
+        'the fake platform to run against; all = every one at once',
+      )
+        .choices(DEMO_CHOICES)
+        .default('qqbot'),
+    )
+    .action(async (opts: { platform: string }) => {
+      ctx.result.code = await runDemo(ctx, opts.platform);
     });
 }
