@@ -14,9 +14,10 @@ import { runFootprint } from './sections/footprint.js';
 import { runLatency } from './sections/latency.js';
 import { runRecovery } from './sections/recovery.js';
 import { runStateWrites } from './sections/state-writes.js';
+import { runTelegram } from './sections/telegram.js';
 import { CLIENTS, runThroughput } from './sections/throughput.js';
 
-const SECTIONS = ['throughput', 'latency', 'recovery', 'footprint', 'state'] as const;
+const SECTIONS = ['throughput', 'latency', 'recovery', 'footprint', 'state', 'telegram'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `usage: npm run bench [-- options]
@@ -39,6 +40,10 @@ const HELP = `usage: npm run bench [-- options]
                 --rss-events N (1000000; quick 50000)   --rss-rate N (10000)
                 --reply-every N (20)
  5 state        --state-seconds N (5; quick 2)
+ 6 telegram     --tg-updates N (50000; quick 5000)   --tg-repeats N (3; quick 1)
+                --tg-latency-messages N (300; quick 60)   --tg-latency-rate N (20)
+                --tg-half-open-runs N (5; quick 2)   --tg-timeout-s N (2)   --tg-slack-ms N (1000)
+                --tg-grammy-window-ms N (10000; quick 5000)
 `;
 
 interface Options {
@@ -66,6 +71,14 @@ interface Options {
   rssRate: number;
   replyEvery: number;
   stateSeconds: number;
+  tgUpdates: number;
+  tgRepeats: number;
+  tgLatencyMessages: number;
+  tgLatencyRate: number;
+  tgHalfOpenRuns: number;
+  tgTimeoutS: number;
+  tgSlackMs: number;
+  tgGrammyWindowMs: number;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -98,6 +111,14 @@ function parseOptions(argv: string[]): Options | null {
       'rss-rate': str,
       'reply-every': str,
       'state-seconds': str,
+      'tg-updates': str,
+      'tg-repeats': str,
+      'tg-latency-messages': str,
+      'tg-latency-rate': str,
+      'tg-half-open-runs': str,
+      'tg-timeout-s': str,
+      'tg-slack-ms': str,
+      'tg-grammy-window-ms': str,
     },
   });
   if (values.help) return null;
@@ -148,6 +169,14 @@ function parseOptions(argv: string[]): Options | null {
     rssRate: num(values['rss-rate'], 10_000),
     replyEvery: Math.max(1, num(values['reply-every'], 20)),
     stateSeconds: num(values['state-seconds'], 5, 2),
+    tgUpdates: Math.max(1, num(values['tg-updates'], 50_000, 5_000)),
+    tgRepeats: Math.max(1, num(values['tg-repeats'], 3, 1)),
+    tgLatencyMessages: Math.max(1, num(values['tg-latency-messages'], 300, 60)),
+    tgLatencyRate: Math.max(1, num(values['tg-latency-rate'], 20)),
+    tgHalfOpenRuns: Math.max(1, num(values['tg-half-open-runs'], 5, 2)),
+    tgTimeoutS: num(values['tg-timeout-s'], 2),
+    tgSlackMs: Math.max(1, num(values['tg-slack-ms'], 1000)),
+    tgGrammyWindowMs: num(values['tg-grammy-window-ms'], 10_000, 5_000),
   };
 }
 
@@ -301,6 +330,19 @@ async function main(): Promise<number> {
     }),
   );
   await run('state', '5 state writes', () => runStateWrites({ seconds: o.stateSeconds, log }));
+  await run('telegram', '6 telegram (fake Bot API): throughput, echo latency, half-open poll', () =>
+    runTelegram({
+      updates: o.tgUpdates,
+      repeats: o.tgRepeats,
+      latencyMessages: o.tgLatencyMessages,
+      latencyRate: o.tgLatencyRate,
+      halfOpenRuns: o.tgHalfOpenRuns,
+      halfOpenTimeoutS: o.tgTimeoutS,
+      halfOpenSlackMs: o.tgSlackMs,
+      grammyWindowMs: o.tgGrammyWindowMs,
+      log,
+    }),
+  );
 
   report.raw.contention = contention;
   for (const c of contention) {

@@ -1,6 +1,6 @@
 /**
- * hermes-gateway under test, in-process: the real config loader, the qqbot adapter from the
- * default registry and the real Runner (with its StateStore) — everything `hermes-gateway run`
+ * hermes-gateway under test, in-process: the real config loader, the qqbot (or, with
+ * `platform: telegram`, the telegram) adapter from the default registry and the real Runner (with its StateStore) — everything `hermes-gateway run`
  * has on the inbound path. Events are counted where the runner hands them on:
  *
  * - default: the runner's `dispatch` (the adapter has received, parsed and normalized the
@@ -24,20 +24,33 @@ import { createMetrics } from '../../src/metrics.js';
 import { Runner } from '../../src/runner/runner.js';
 import { StateStore } from '../../src/state/store.js';
 import { loadNotifier } from '../../src/systemd/notify.js';
-import { SECRET_ENV, writeGatewayConfig } from '../lib/gateway-config.js';
+import {
+  SECRET_ENV,
+  TELEGRAM_TOKEN_ENV,
+  writeGatewayConfig,
+  writeTelegramConfig,
+} from '../lib/gateway-config.js';
 import { Counter, fail, runChild, type ClientConfig } from '../lib/ipc.js';
 import { errorText, sleep } from '../lib/util.js';
 
 async function start(config: ClientConfig): Promise<void> {
   const counter = new Counter(config.expected);
   const stateFile = join(config.workDir, 'gateway_state.json');
-  const file = await writeGatewayConfig(config.workDir, {
-    stateFile,
-    tokenUrl: config.tokenUrl,
-    apiBase: config.apiBase,
-    appId: config.appId,
-  });
-  const env = { ...process.env, [SECRET_ENV]: config.clientSecret };
+  const platform = config.platform ?? 'qqbot';
+  const file =
+    platform === 'telegram'
+      ? await writeTelegramConfig(config.workDir, { stateFile, apiBase: config.apiBase })
+      : await writeGatewayConfig(config.workDir, {
+          stateFile,
+          tokenUrl: config.tokenUrl,
+          apiBase: config.apiBase,
+          appId: config.appId,
+        });
+  const env = {
+    ...process.env,
+    [SECRET_ENV]: config.clientSecret,
+    [TELEGRAM_TOKEN_ENV]: config.token ?? '',
+  };
   const registry = defaultRegistry();
   const loaded = loadConfig(file, registry, env);
   const log = createLogger({ level: loaded.config.log_level, env: {}, pretty: false });
@@ -96,8 +109,8 @@ async function start(config: ClientConfig): Promise<void> {
     (err: unknown) => fail(errorText(err)),
   );
   const deadline = Date.now() + 15_000;
-  while (store.platform('qqbot')?.state !== 'connected') {
-    if (Date.now() > deadline) throw new Error('qqbot did not reach connected within 15 s');
+  while (store.platform(platform)?.state !== 'connected') {
+    if (Date.now() > deadline) throw new Error(`${platform} did not reach connected within 15 s`);
     await sleep(2);
   }
   counter.ready();

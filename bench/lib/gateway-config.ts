@@ -1,4 +1,7 @@
-/** Gateway config files pointing the qqbot platform at a fake, for the CLI and in-process runs. */
+/**
+ * Gateway config files pointing the qqbot or telegram platform at a fake, for the CLI and
+ * in-process runs.
+ */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -49,5 +52,40 @@ export function gatewayConfig(c: BenchGatewayConfig): Record<string, unknown> {
 export async function writeGatewayConfig(dir: string, c: BenchGatewayConfig): Promise<string> {
   const path = join(dir, 'config.yaml');
   await writeFile(path, stringify(gatewayConfig(c)), { mode: 0o600 });
+  return path;
+}
+
+/** The environment variable the Telegram config's `token: ${...}` reads. */
+export const TELEGRAM_TOKEN_ENV = 'BENCH_TELEGRAM_TOKEN';
+
+export interface BenchTelegramConfig {
+  stateFile: string;
+  apiBase: string;
+  logLevel?: 'info' | 'warn' | 'debug';
+  handler?: Record<string, unknown>;
+  /** Other `platforms.telegram` keys (polling, timeouts, send, ...). */
+  telegram?: Record<string, unknown>;
+}
+
+/** `platforms.telegram` against a fake Bot API; the token comes from TELEGRAM_TOKEN_ENV. */
+export function telegramGatewayConfig(c: BenchTelegramConfig): Record<string, unknown> {
+  return {
+    state_file: c.stateFile,
+    log_level: c.logLevel ?? 'info',
+    shutdown_timeout_ms: 2000,
+    handler: c.handler ?? { type: 'echo' },
+    platforms: {
+      telegram: {
+        token: `\${${TELEGRAM_TOKEN_ENV}}`,
+        api_base: c.apiBase,
+        ...c.telegram,
+      },
+    },
+  };
+}
+
+export async function writeTelegramConfig(dir: string, c: BenchTelegramConfig): Promise<string> {
+  const path = join(dir, 'config.yaml');
+  await writeFile(path, stringify(telegramGatewayConfig(c)), { mode: 0o600 });
   return path;
 }

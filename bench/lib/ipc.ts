@@ -20,6 +20,10 @@ export interface ClientConfig {
   workDir: string;
   /** Client-specific switches. */
   variant?: string;
+  /** The platform the client talks to (default qqbot); telegram uses `apiBase` + `token`. */
+  platform?: 'qqbot' | 'telegram';
+  /** The Telegram bot token (platform telegram). */
+  token?: string;
 }
 
 export type ChildMessage =

@@ -28,4 +28,4 @@ export function peerVersion(name: string): string | null {
   }
 }
 
-export const PEERS = ['qq-guild-bot', '@satorijs/adapter-qq', '@satorijs/core'] as const;
+export const PEERS = ['qq-guild-bot', '@satorijs/adapter-qq', '@satorijs/core', 'grammy'] as const;
