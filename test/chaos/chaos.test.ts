@@ -1,6 +1,7 @@
 /**
  * The chaos soak as part of the suite (GitHub issue 6): 45 seconds of faults with a fixed
- * seed against the built gateway, which must end with zero invariant violations. The soak
+ * seed against the built gateway (a QQ and a Telegram instance in one process), which must
+ * end with zero invariant violations. The soak
  * runs as its own process (dist/test/chaos/main.js), exactly as `scripts/chaos` runs it.
  */
 import assert from 'node:assert/strict';
@@ -39,6 +40,14 @@ await test('chaos soak', async (t) => {
       assert.ok(summary.recoveries.resumes_accepted > 0, report);
       assert.ok(summary.events.replied > 50, report);
       assert.ok(summary.recovery_after_quiet_ms !== null, report);
+      // The Telegram instance beside QQ: its faults drawn, its users answered.
+      for (const kind of ['tg_poll_fault', 'tg_half_open', 'tg_send_fault']) {
+        assert.ok((injected[kind] ?? 0) > 0, `no ${kind} fault was injected:\n${report}`);
+      }
+      assert.ok(summary.telegram !== null, report);
+      assert.ok(summary.telegram.answered > 30, report);
+      assert.equal(summary.telegram.never_answered, 0, report);
+      assert.ok(summary.telegram.half_open_detected > 0, report);
     },
   );
 });

@@ -104,6 +104,12 @@ function printSummary(s: SoakSummary): void {
   out.push(
     `  recovery after faults stopped: ${s.recovery_after_quiet_ms ?? 'never'} ms (bound ${s.bounds.recoveryMs}); fatal->exit max ${s.max_fatal_exit_ms ?? '-'} ms; RSS max ${s.rss_max_mb} MB${s.rss_longest_lived === null ? '' : ` (longest-lived pid ${s.rss_longest_lived.pid}: ${s.rss_longest_lived.early_mb} MB at 5 s, ${s.rss_longest_lived.last_mb} MB at ${s.rss_longest_lived.lived_s} s)`}`,
   );
+  if (s.telegram !== null) {
+    const t = s.telegram;
+    out.push(
+      `  telegram: pushed ${t.pushed}, answered ${t.answered} (again after a restart ${t.answered_again_after_restart}), failed with a logged code ${t.failed_with_code}, lost in a crash/fatal ${t.lost_in_crash}, never answered ${t.never_answered}; silent polls detected ${t.half_open_detected} (max ${t.half_open_max_ms ?? '-'} ms); ${t.fake_requests} Bot API requests`,
+    );
+  }
   out.push(`  log codes: ${table(s.log_codes)}`);
   out.push(
     `  invariant violations: ${s.violations.count}${s.violations.count > 0 ? ` (${table(s.violations.by_invariant)})` : ''}`,

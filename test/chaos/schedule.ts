@@ -70,9 +70,22 @@ export type Fault =
   | { kind: 'send_rate_limited'; faults: SendFault[] }
   | { kind: 'send_failure'; faults: SendFault[] }
   | { kind: 'malformed_frame'; text: string }
-  | { kind: 'oversized_frame'; bytes: number };
+  | { kind: 'oversized_frame'; bytes: number }
+  /** Telegram instance faults (telegram-lane.ts): on getUpdates, or on sendMessage. */
+  | { kind: 'tg_poll_fault'; fault: TgPollFault; count: number }
+  | { kind: 'tg_half_open' }
+  | { kind: 'tg_poll_elsewhere' }
+  | { kind: 'tg_send_fault'; fault: TgSendFault; count: number };
+
+/** What a Telegram getUpdates meets (src/fakes/telegram: `fault()`). */
+export type TgPollFault =
+  'conflict' | 'rate_limited' | 'server_error' | 'html' | 'reset' | 'malformed';
+/** What a Telegram sendMessage meets: retried (5xx, 429) or uncertain (answer lost). */
+export type TgSendFault = 'server_error' | 'rate_limited' | 'lost_answer';
 
 export type FaultKind = Fault['kind'];
+/** The faults of the Telegram instance (telegram-lane.ts injects them). */
+export type TelegramFault = Extract<Fault, { kind: `tg_${string}` }>;
 
 /** A fault and when to inject it, in ms from the start of the run. */
 export interface PlannedFault {
@@ -106,6 +119,10 @@ export const WEIGHTS = {
   send_failure: 5,
   malformed_frame: 5,
   oversized_frame: 2,
+  tg_poll_fault: 6,
+  tg_half_open: 2,
+  tg_poll_elsewhere: 2,
+  tg_send_fault: 3,
 } as const satisfies Partial<Record<FaultKind, number>>;
 
 type WeightedKind = keyof typeof WEIGHTS;
@@ -213,6 +230,28 @@ export function drawFault(rng: Rng, kind: WeightedKind, maxPayloadBytes: number)
     }
     case 'malformed_frame':
       return { kind, text: rng.pick(MALFORMED_FRAMES) };
+    case 'tg_poll_fault':
+      return {
+        kind,
+        fault: rng.pick([
+          'conflict',
+          'rate_limited',
+          'server_error',
+          'html',
+          'reset',
+          'malformed',
+        ] as const),
+        count: rng.int(1, 3),
+      };
+    case 'tg_half_open':
+    case 'tg_poll_elsewhere':
+      return { kind };
+    case 'tg_send_fault':
+      return {
+        kind,
+        fault: rng.weighted({ server_error: 3, rate_limited: 2, lost_answer: 1 }),
+        count: rng.int(1, 2),
+      };
     case 'oversized_frame':
       // Above the soft limit (dropped, connection kept) or above the 4x hard cap (cut).
       return {

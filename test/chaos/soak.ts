@@ -23,6 +23,7 @@ import {
   countKinds,
   type Fault,
   type PlannedFault,
+  type TelegramFault,
 } from './schedule.js';
 import {
   ConnectionTruth,
@@ -32,6 +33,7 @@ import {
 } from './state-truth.js';
 import { sandboxEnv } from '../support/spawn-gateway.js';
 import { StallMeter } from './stall.js';
+import { TelegramLane, TG_BUG_CODES, type TgStats } from './telegram-lane.js';
 import { Violations, formatRunTime, type Violation } from './violations.js';
 
 export interface SoakOptions {
@@ -105,6 +107,7 @@ const BUG_CODES = new Set([
   'GW_ERR_STOP_TIMEOUT',
   'GW_ERR_QQ_RECONNECT_EXHAUSTED',
   'GW_ERR_QQ_PROTOCOL_ERROR',
+  ...TG_BUG_CODES,
 ]);
 
 export interface Bounds extends TruthBounds {
@@ -199,6 +202,8 @@ export interface SoakSummary {
   rss_longest_lived: { pid: number; lived_s: number; early_mb: number; last_mb: number } | null;
   log_codes: Record<string, number>;
   fake_violations: number;
+  /** The Telegram instance beside QQ (telegram-lane.ts). */
+  telegram: TgStats | null;
   violations: { count: number; by_invariant: Record<string, number>; first: Violation[] };
 }
 
@@ -222,6 +227,8 @@ class Soak {
   private readonly messageRng: Rng;
   private readonly restartRng: Rng;
   private fake: FakeQQServer | null = null;
+  private tg: TelegramLane | null = null;
+  private readonly tgRng: Rng;
   private dir = '';
   private stateDir = '';
   private statePath = '';
@@ -290,6 +297,7 @@ class Soak {
     this.faultRng = rng.fork('faults');
     this.messageRng = rng.fork('messages');
     this.restartRng = rng.fork('restarts');
+    this.tgRng = rng.fork('telegram');
     const runTime = (epochMs: number): number => epochMs - this.t0;
     this.stall = new StallMeter(options.stateOn === 'disk');
     this.truth = new ConnectionTruth(this.violations, this.bounds, runTime, () =>
@@ -322,10 +330,18 @@ class Soak {
       renewWindowSec: TOKEN_RENEW_WINDOW_SEC,
     });
     this.wireFake(this.fake);
-    await this.writeConfig(this.fake);
+    this.tg = await TelegramLane.start(
+      this.violations,
+      (epochMs) => epochMs - this.t0,
+      () => this.stall.read(),
+      () => this.livePid,
+    );
+    await this.writeConfig(this.fake, this.tg);
+    const tgToken = this.tg.fake.token;
     this.watcher = new StateFileWatcher(this.statePath, this.violations, () => [
       CLIENT_SECRET,
       this.fake?.currentToken ?? '',
+      tgToken,
     ]);
     this.intervals.push(setInterval(() => this.poll(), 10));
     this.intervals.push(setInterval(() => this.tick(), 100));
@@ -350,7 +366,12 @@ class Soak {
     options.progress(
       `seed ${options.seed}: ${this.plan.length} faults planned over ${((faultEnd - faultStart) / 1000).toFixed(1)} s, then ${options.quietMs / 1000} s quiet`,
     );
-    await Promise.all([this.faultLoop(), this.messageLoop(), this.quietLoop()]);
+    await Promise.all([
+      this.faultLoop(),
+      this.messageLoop(),
+      this.telegramLoop(),
+      this.quietLoop(),
+    ]);
     await this.sleepUntil(options.durationMs);
     await this.drain();
     await this.stopGateway();
@@ -370,6 +391,7 @@ class Soak {
     }
     await Promise.race([Promise.allSettled([...this.exits]), delay(3_000)]);
     if (this.fake !== null) await this.fake.close();
+    await this.tg?.close();
     if (this.stateDir.startsWith('/dev/shm/')) {
       await rm(this.stateDir, { recursive: true, force: true });
     }
@@ -386,7 +408,7 @@ class Soak {
 
   // ---- setup -------------------------------------------------------------------------------
 
-  private async writeConfig(fake: FakeQQServer): Promise<void> {
+  private async writeConfig(fake: FakeQQServer, tg: TelegramLane): Promise<void> {
     const t = GATEWAY_TIMINGS;
     this.dir = await mkdtemp(join(tmpdir(), 'hermes-chaos-'));
     this.stateDir =
@@ -433,10 +455,11 @@ class Soak {
             max_retry_delay_ms: t.sendMaxRetryDelayMs,
           },
         },
+        telegram: tg.config(),
       },
     };
     await writeFile(this.configPath, stringify(config), { mode: 0o600 });
-    const env = sandboxEnv(this.dir, { CHAOS_QQ_SECRET: CLIENT_SECRET });
+    const env = sandboxEnv(this.dir, { CHAOS_QQ_SECRET: CLIENT_SECRET, ...tg.env });
     this.env = env;
   }
 
@@ -598,6 +621,7 @@ class Soak {
   }
 
   private onLogLine(line: LogLine): void {
+    this.tg?.onLogLine(line);
     const code = typeof line.code === 'string' ? line.code : null;
     if (code !== null) {
       this.logCodes[code] = (this.logCodes[code] ?? 0) + 1;
@@ -675,6 +699,7 @@ class Soak {
       record.end = { at: exit.at, how, code: exit.code, signal: exit.signal };
     }
     this.truth.processEnded(gateway.pid);
+    this.tg?.processEnded(how);
     this.ledger.processEnded(gateway.pid, exit.at, how);
     if (this.credentialsRevoked) {
       this.credentialsRevoked = false;
@@ -777,6 +802,15 @@ class Soak {
     }
   }
 
+  /** Telegram users write every few hundred ms, through restarts and faults alike. */
+  private async telegramLoop(): Promise<void> {
+    const stopAt = this.options.durationMs - 1_500;
+    while (!this.signal.aborted && this.now() < stopAt) {
+      this.tg?.push(this.tgRng);
+      await delay(this.tgRng.int(200, 600), undefined, { signal: this.signal });
+    }
+  }
+
   private async quietLoop(): Promise<void> {
     const { durationMs, quietMs } = this.options;
     await this.sleepUntil(durationMs - quietMs);
@@ -785,6 +819,7 @@ class Soak {
     fake.refuseConnections(false);
     fake.setTokenFault('none', 0);
     fake.setGatewayFault('none', 0);
+    this.tg?.quiet();
     this.options.progress(`${formatRunTime(this.now())} faults stopped: quiet period`);
     const deadline = this.quietAt + this.bounds.recoveryMs;
     const stall0 = this.stall.read();
@@ -794,7 +829,8 @@ class Soak {
         this.truth.upConn !== null &&
         doc !== undefined &&
         doc.pid === this.livePid &&
-        doc.platforms.qqbot?.state === 'connected';
+        doc.platforms.qqbot?.state === 'connected' &&
+        doc.platforms.telegram?.state === 'connected';
       if (connected) {
         this.recoveredAt = Date.now();
         return;
@@ -803,7 +839,7 @@ class Soak {
       if (Date.now() > deadline + credit) {
         this.violations.add(
           'recovery',
-          `not connected ${this.bounds.recoveryMs} ms + ${Math.round(credit)} ms of machine stall after the faults stopped (fake: ${this.truth.upConn === null ? 'no live session' : 'session up'}, state file: ${doc?.platforms.qqbot?.state ?? 'none'}, pid ${doc?.pid ?? '?'} vs live ${this.livePid ?? 'none'})`,
+          `not connected ${this.bounds.recoveryMs} ms + ${Math.round(credit)} ms of machine stall after the faults stopped (fake: ${this.truth.upConn === null ? 'no live session' : 'session up'}, state file: qqbot ${doc?.platforms.qqbot?.state ?? 'none'}, telegram ${doc?.platforms.telegram?.state ?? 'none'}, pid ${doc?.pid ?? '?'} vs live ${this.livePid ?? 'none'})`,
         );
         return;
       }
@@ -817,7 +853,8 @@ class Soak {
     while (Date.now() < until) {
       const pid = this.livePid;
       this.syncDeliveries();
-      if (pid === null || this.ledger.pendingFor(pid) === 0) return;
+      if (pid === null) return;
+      if (this.ledger.pendingFor(pid) === 0 && (this.tg?.pending() ?? 0) === 0) return;
       await delay(25, undefined, { signal: this.signal });
     }
   }
@@ -870,6 +907,10 @@ class Soak {
 
   /** Injects one fault; null when done, else why it was skipped. */
   private async inject(fault: Fault): Promise<string | null> {
+    // Telegram faults are scripted on its fake: they meet whichever process polls next.
+    if (isTelegramFault(fault)) {
+      return this.tg === null ? 'no telegram instance' : this.tg.inject(fault);
+    }
     const fake = this.fake!;
     const { closeMs, silentMs, surviveMs } = this.bounds;
     const needsConnection = !['send_rate_limited', 'send_failure', 'kill9'].includes(fault.kind);
@@ -1053,6 +1094,7 @@ class Soak {
     if (sample === null) return;
     const pid = this.livePid;
     this.truth.sample(sample, pid);
+    this.tg?.sample(sample.doc, sample.at);
     // A live process whose adapter (or gateway) has ended must exit within the bound.
     const { doc } = sample;
     const qq = doc.platforms?.qqbot?.state;
@@ -1086,6 +1128,7 @@ class Soak {
   private tick(): void {
     const now = Date.now();
     this.truth.tick((pid) => `pid ${pid}${pid === this.livePid ? '' : ', since ended'}`);
+    this.tg?.tick(now);
     this.syncDeliveries();
     this.ledger.check(now, false);
     const pid = this.livePid;
@@ -1183,6 +1226,7 @@ class Soak {
     this.syncDeliveries();
     this.ledger.check(Date.now(), true);
     this.truth.tick((pid) => `pid ${pid}`);
+    this.tg?.finalChecks(Date.now());
   }
 
   // ---- helpers -----------------------------------------------------------------------------
@@ -1262,6 +1306,7 @@ class Soak {
       rss_longest_lived: this.longestLived(),
       log_codes: this.logCodes,
       fake_violations: this.fakeViolations,
+      telegram: this.tg?.stats() ?? null,
       violations: {
         count: this.violations.count,
         by_invariant: this.violations.byInvariant(),
@@ -1294,6 +1339,12 @@ function faultDetail(fault: Fault): string {
       return `${fault.kind}:${JSON.stringify(fault.text).slice(0, 40)}`;
     case 'oversized_frame':
       return `${fault.kind}:${fault.bytes > GATEWAY_TIMINGS.maxPayloadBytes * 4 ? 'above_hard_cap' : 'above_limit'}`;
+    case 'tg_poll_fault':
+    case 'tg_send_fault':
+      return `${fault.kind}:${fault.fault}`;
+    case 'tg_half_open':
+    case 'tg_poll_elsewhere':
+      return fault.kind;
     case 'token_rejected':
     case 'kill9':
     case 'tcp_reset':
@@ -1303,6 +1354,10 @@ function faultDetail(fault: Fault): string {
     case 'refuse_connections':
       return fault.kind;
   }
+}
+
+function isTelegramFault(fault: Fault): fault is TelegramFault {
+  return fault.kind.startsWith('tg_');
 }
 
 function describe(err: unknown): string {
