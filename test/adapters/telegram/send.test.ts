@@ -269,3 +269,23 @@ await test('pacer: groups are spaced by group_interval_ms, and every chat shares
     );
   });
 });
+
+await test('send: an HTML 502 from a proxy is retried; a 200 that is not the envelope is uncertain, not resent', async () => {
+  await withHarness({}, async (h) => {
+    h.fake.addChat({ id: 1001, type: 'private' });
+    await h.connected();
+    const to = (text: string): Promise<unknown> =>
+      h.adapter.send({ chat: { type: 'c2c', id: '1001' }, text });
+    h.fake.fault('sendMessage', { kind: 'html', status: 502 });
+    await to('through the proxy');
+    assert.deepEqual(
+      h.fake.sent.map((s) => s.text),
+      ['through the proxy'],
+    );
+    h.fake.fault('sendMessage', { kind: 'malformed' });
+    const err = await rejection(to('garbled answer'));
+    assert.equal(err.code, 'GW_ERR_TELEGRAM_SEND_UNCERTAIN');
+    const tries = h.fake.requests.filter((r) => r.method === 'sendmessage');
+    assert.equal(tries.length, 3, 'the garbled answer was not followed by a resend');
+  });
+});
