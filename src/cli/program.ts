@@ -10,6 +10,7 @@ import { runGateway } from './run.js';
 import { registerSendCommand } from './send.js';
 import { registerServiceCommands } from './service.js';
 import { statusCommand } from './status.js';
+import { registerWorkerCommand } from './worker.js';
 
 export interface CliDeps {
   registry?: PlatformRegistry;
@@ -88,6 +89,7 @@ const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [
   registerServiceCommands,
   registerDemoCommand,
   registerSendCommand,
+  registerWorkerCommand,
 ];
 
 const VERSION = '0.1.0';

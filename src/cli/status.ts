@@ -96,7 +96,8 @@ export async function buildStatusReport(
   const stale = live && heartbeatAge > STALE_HEARTBEATS * doc.heartbeat_interval_ms;
   const platforms = Object.values(doc.platforms);
   const allConnected = platforms.length > 0 && platforms.every((p) => p.state === 'connected');
-  const healthy = live && !stale && doc.gateway.state === 'running' && allConnected;
+  const brokerUp = doc.broker === undefined || doc.broker.state === 'connected';
+  const healthy = live && !stale && doc.gateway.state === 'running' && allConnected && brokerUp;
   let summary: string;
   let exitCode: number;
   if (!live) {
@@ -106,6 +107,7 @@ export async function buildStatusReport(
     exitCode = STATUS_EXIT.DOWN;
   } else {
     summary = `running, pid ${doc.pid} since ${doc.started_at}: ${statusLine(doc)}`;
+    if (!brokerUp) summary += `; broker ${doc.broker!.state} (${doc.broker!.reason ?? '-'})`;
     if (stale) summary += `; no heartbeat for ${Math.round(heartbeatAge / 1000)} s: wedged?`;
     exitCode = healthy ? STATUS_EXIT.HEALTHY : STATUS_EXIT.DEGRADED;
   }

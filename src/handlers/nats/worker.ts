@@ -1,0 +1,213 @@
+import type { JsMsg } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { GatewayError, toGatewayError } from '../../errors.js';
+import type { BrokerConfig } from './config.js';
+import type { Handler } from '../handler.js';
+import { durable, openBroker, type Broker, type BrokerStatus } from './broker.js';
+import { publishUntilAcked } from './gateway.js';
+import { decodeEvent, encodeReply, replyId, type EventMessage } from './wire.js';
+
+export interface WorkerOptions {
+  broker: BrokerConfig;
+  handler: Handler;
+  log: Logger;
+  /** Ends the worker: credentials refused (78), broker out of reach for its budget (1). */
+  onFatal: (error: GatewayError) => void;
+  onStatus?: (status: BrokerStatus) => void;
+}
+
+export interface Worker {
+  /** Resolves once connected and consuming every partition; rejects like openBroker. */
+  readonly ready: Promise<void>;
+  /** Events handled (acked) by this process. */
+  readonly handled: number;
+  /** Stops taking events; the one in hand per partition is cancelled and left to redelivery. */
+  close(): Promise<void>;
+}
+
+/**
+ * `hermes-gateway worker` (docs/scale-out.md): runs a local handler for the events of every
+ * partition. Each partition has one durable consumer, shared by all workers, with
+ * `max_ack_pending: 1`: at most one event of a partition is out at any time, so the events
+ * of a chat (always in one partition) are handled one after the other, in order, however
+ * many workers there are; different partitions run in parallel, in this worker and across
+ * workers. An event is acked after its replies were published (each with the id
+ * `<event id>#<ordinal>`, which the broker's duplicate window dedupes): a worker killed in
+ * between leaves it unacked, another worker gets it after `ack_wait_ms`, runs the handler
+ * again and its replies are dropped as duplicates by the broker. While the handler runs, the
+ * worker tells the broker it is still working every half `ack_wait_ms`, so a slow handler is
+ * not mistaken for a dead worker.
+ */
+export function createWorker(options: WorkerOptions): Worker {
+  const { broker: config, handler } = options;
+  const log = options.log.child({ component: 'worker' });
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const stops: Array<() => void> = [];
+  const loops: Array<Promise<void>> = [];
+  let handled = 0;
+  let broker: Broker | null = null;
+
+  const opened = openBroker({
+    config,
+    log: options.log,
+    name: 'hermes-gateway-worker',
+    onFatal: options.onFatal,
+    ...(options.onStatus ? { onStatus: options.onStatus } : {}),
+    signal,
+  }).then((b) => {
+    broker = b;
+    return b;
+  });
+
+  const ready = opened.then(async (b) => {
+    for (let p = 0; p < config.partitions; p++) {
+      const name = b.subjects.workerConsumer(p);
+      await b.ensureConsumer(b.subjects.eventStream, durable(name, b.subjects.event(p), config, 1));
+      const consumer = await b.js.consumers.get(b.subjects.eventStream, name);
+      const messages = await consumer.consume({ max_messages: 1 });
+      stops.push(() => void messages.stop());
+      loops.push(
+        (async () => {
+          for await (const m of messages) {
+            if (signal.aborted) break;
+            await handleEvent(b, m);
+          }
+        })().catch((err: unknown) => {
+          if (!signal.aborted)
+            log.error(
+              { code: 'GW_ERR_INTERNAL', partition: p },
+              `partition consumer ended: ${String(err)}`,
+            );
+        }),
+      );
+    }
+    log.info({ partitions: config.partitions, handler: handler.type }, 'worker consuming');
+  });
+  ready.catch((err: unknown) => {
+    if (!signal.aborted) options.onFatal(toGatewayError(err, 'GW_ERR_NATS_UNREACHABLE'));
+  });
+
+  async function deadLetter(
+    b: Broker,
+    instance: string,
+    m: JsMsg,
+    reason: string,
+    code: string,
+  ): Promise<void> {
+    const h = headers();
+    h.set('Hermes-Reason', reason);
+    h.set('Hermes-Code', code);
+    h.set('Hermes-Subject', m.subject);
+    await publishUntilAcked(
+      b,
+      b.subjects.dead(instance),
+      m.data,
+      `dead:${m.seq}:${m.subject}`,
+      signal,
+      () => undefined,
+      {
+        headers: h,
+      },
+    );
+    log.warn(
+      { code: 'GW_ERR_NATS_DEAD_LETTER', reason, stream_seq: m.seq },
+      `event sent to the dead letters (${reason})`,
+    );
+    // A plain term(): nats-server 2.9 ignores a term with a reason and keeps the message
+    // pending, which would stall this partition (max_ack_pending 1).
+    m.term();
+  }
+
+  async function handleEvent(b: Broker, m: JsMsg): Promise<void> {
+    let message: EventMessage;
+    try {
+      message = decodeEvent(m.data);
+    } catch {
+      return deadLetter(b, 'unknown', m, 'malformed', 'GW_ERR_NATS_MALFORMED');
+    }
+    const { event } = message;
+    if (m.info.deliveryCount > config.max_deliver) {
+      // Delivered max_deliver times without an ack: it kills workers (or outlives ack_wait).
+      return deadLetter(b, safeToken(event.platform), m, 'max_deliver', 'GW_ERR_NATS_DEAD_LETTER');
+    }
+    const heartbeat = setInterval(
+      () => m.working(),
+      Math.max(1, Math.floor(config.ack_wait_ms / 2)),
+    );
+    try {
+      let replies: Array<{ text: string }>;
+      try {
+        replies = await handler.handle(event, signal);
+      } catch (err) {
+        const error = toGatewayError(err, 'GW_ERR_HANDLER_FAILED');
+        if (error.code === 'GW_ERR_HANDLER_CANCELLED' || signal.aborted) {
+          // Stopping: left for another worker, at once.
+          m.nak();
+          return;
+        }
+        // Like the in-process pipeline: a failed event is logged and ends unanswered.
+        log.warn(
+          { ...error.details, code: error.code, event_id: event.id, platform: event.platform },
+          `event not answered: ${error.message}`,
+        );
+        replies = [];
+      }
+      const subject = b.subjects.reply(safeToken(event.platform));
+      for (let ordinal = 0; ordinal < replies.length; ordinal++) {
+        await publishUntilAcked(
+          b,
+          subject,
+          encodeReply({
+            event_id: event.id,
+            instance: event.platform,
+            chat: event.chat,
+            reply: event.reply,
+            ordinal,
+            text: replies[ordinal]!.text,
+            event_published_at: message.published_at,
+          }),
+          replyId(event.id, ordinal),
+          signal,
+          (error) =>
+            log.warn(
+              { code: error.code, event_id: event.id },
+              `reply publish refused, retrying: ${error.message}`,
+            ),
+        );
+      }
+      await m.ackAck();
+      handled += 1;
+    } catch (err) {
+      // Cancelled (stopping) or the ack was lost: the event comes again, its replies dedupe.
+      if (!signal.aborted)
+        log.warn(
+          { code: toGatewayError(err, 'GW_ERR_NATS_PUBLISH').code, event_id: event.id },
+          'event left for redelivery',
+        );
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  return {
+    ready,
+    get handled() {
+      return handled;
+    },
+    async close() {
+      controller.abort();
+      for (const stop of stops) stop();
+      await Promise.all(loops);
+      const b = broker ?? (await opened.catch(() => null));
+      await b?.close();
+      await handler.close?.();
+    },
+  };
+}
+
+/** Instance names are subject tokens already; anything else (a foreign message) is not. */
+function safeToken(value: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(value) ? value : 'unknown';
+}
