@@ -147,3 +147,41 @@ export function gatewayReady(doc: StateDocument): boolean {
     doc.broker?.state === 'connected'
   );
 }
+
+/**
+ * Messages still in the event and reply streams (acked ones are gone: work queues) and not
+ * yet acked by any consumer, read from the broker itself. Zero: nothing is pending anywhere,
+ * so nothing more can be delivered.
+ */
+export async function brokerBacklog(
+  url: string,
+  stream = 'HT',
+  auth: { token?: string } = {},
+): Promise<{ events: number; replies: number; dead: number }> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: [url], ...auth });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const events = (await jsm.streams.info(stream)).state.messages;
+    const replyInfo = await jsm.streams.info(`${stream}_REPLIES`, { subjects_filter: '>' });
+    const subjects = replyInfo.state.subjects ?? {};
+    let dead = 0;
+    for (const [subject, n] of Object.entries(subjects)) if (subject.includes('.dead.')) dead += n;
+    return { events, replies: replyInfo.state.messages - dead, dead };
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Replies the fake accepted, grouped by target (a C2C user's openid), in arrival order. */
+export function deliveredByTarget(fake: FakeQQServer): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of fake.records.sentMessages) {
+    const text = String((r.body as { content?: unknown }).content);
+    const list = out.get(r.targetId);
+    if (list) list.push(text);
+    else out.set(r.targetId, [text]);
+  }
+  return out;
+}
