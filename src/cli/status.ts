@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { instanceConfigPath, instanceStateCandidates } from '../systemd/install-instance.js';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { locateConfig, stateFileSetting } from '../config/load.js';
 import { isGatewayError } from '../errors.js';
@@ -20,6 +21,8 @@ export interface StatusOptions {
   state?: string | undefined;
   config?: string | undefined;
   json?: boolean | undefined;
+  /** hermes-gateway@NAME: its config and its own state directory (docs/scale-out.md). */
+  instance?: string | undefined;
 }
 
 export interface StatusReport {
@@ -42,6 +45,11 @@ export interface StatusReport {
  */
 function candidateStatePaths(options: StatusOptions, env: NodeJS.ProcessEnv): string[] {
   if (options.state) return [options.state];
+  if (options.instance !== undefined) {
+    const config = options.config ?? instanceConfigPath('instance', options.instance, env);
+    const configured = stateFileSetting(resolve(config), env);
+    return configured ? [configured] : instanceStateCandidates(options.instance, env);
+  }
   const configured = stateFileSetting(locateConfig(options.config, env), env);
   if (configured) return [configured];
   const paths = [defaultStatePath(env)];

@@ -94,12 +94,14 @@ export async function runWorker(configPath: string, env: NodeJS.ProcessEnv): Pro
       { config: file, pid: process.pid, handler: config.handler.type },
       'starting hermes-gateway worker',
     );
+    // READY once the config is loaded, like the gateway: reaching the broker is governed by
+    // unreachable_budget_ms (exit 1), not by the unit's start timeout.
+    notifier.ready(`worker started (${config.handler.type})`);
+    if (notifier.watchdogPingMs !== null) {
+      watchdog = setInterval(() => notifier.watchdog(), notifier.watchdogPingMs);
+    }
     worker.ready.then(
-      () => {
-        notifier.ready(`consuming ${config.broker.partitions} partitions`);
-        if (notifier.watchdogPingMs !== null)
-          watchdog = setInterval(() => notifier.watchdog(), notifier.watchdogPingMs);
-      },
+      () => notifier.status(`consuming ${config.broker.partitions} partitions`),
       () => undefined, // Reported through onFatal.
     );
     const code = await ended;
