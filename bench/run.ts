@@ -13,10 +13,11 @@ import { BENCH_DIR, DIST_BENCH, cpuTotals, errorText } from './lib/util.js';
 import { runFootprint } from './sections/footprint.js';
 import { runLatency } from './sections/latency.js';
 import { runRecovery } from './sections/recovery.js';
+import { runScaleOut } from './sections/scale-out.js';
 import { runStateWrites } from './sections/state-writes.js';
 import { CLIENTS, runThroughput } from './sections/throughput.js';
 
-const SECTIONS = ['throughput', 'latency', 'recovery', 'footprint', 'state'] as const;
+const SECTIONS = ['throughput', 'latency', 'recovery', 'footprint', 'state', 'scale-out'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `usage: npm run bench [-- options]
@@ -39,6 +40,9 @@ const HELP = `usage: npm run bench [-- options]
                 --rss-events N (1000000; quick 50000)   --rss-rate N (10000)
                 --reply-every N (20)
  5 state        --state-seconds N (5; quick 2)
+ 6 scale-out    --scale-workers LIST (1,2,4)   --scale-events N (5000; quick 1000)
+                --scale-rate N (200)   --scale-seconds N (10; quick 3)
+                --scale-repeats N (3; quick 1): needs nats-server (docs/scale-out.md)
 `;
 
 interface Options {
@@ -66,6 +70,11 @@ interface Options {
   rssRate: number;
   replyEvery: number;
   stateSeconds: number;
+  scaleWorkers: number[];
+  scaleEvents: number;
+  scaleRate: number;
+  scaleSeconds: number;
+  scaleRepeats: number;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -83,6 +92,11 @@ function parseOptions(argv: string[]): Options | null {
       producer: str,
       'tp-heartbeat-ms': str,
       'latency-rates': str,
+      'scale-workers': str,
+      'scale-events': str,
+      'scale-rate': str,
+      'scale-seconds': str,
+      'scale-repeats': str,
       'latency-seconds': str,
       'latency-concurrency': str,
       'latency-warmup-seconds': str,
@@ -148,6 +162,11 @@ function parseOptions(argv: string[]): Options | null {
     rssRate: num(values['rss-rate'], 10_000),
     replyEvery: Math.max(1, num(values['reply-every'], 20)),
     stateSeconds: num(values['state-seconds'], 5, 2),
+    scaleWorkers: (list(values['scale-workers']) ?? ['1', '2', '4']).map(Number),
+    scaleEvents: num(values['scale-events'], 5_000, 1_000),
+    scaleRate: num(values['scale-rate'], 200),
+    scaleSeconds: num(values['scale-seconds'], 10, 3),
+    scaleRepeats: Math.max(1, num(values['scale-repeats'], 3, 1)),
   };
 }
 
@@ -301,6 +320,19 @@ async function main(): Promise<number> {
     }),
   );
   await run('state', '5 state writes', () => runStateWrites({ seconds: o.stateSeconds, log }));
+  await run(
+    'scale-out',
+    `6 scale-out: in-process vs NATS JetStream with ${o.scaleWorkers.join(', ')} workers`,
+    () =>
+      runScaleOut({
+        workers: o.scaleWorkers,
+        events: o.scaleEvents,
+        rate: o.scaleRate,
+        seconds: o.scaleSeconds,
+        repeats: o.scaleRepeats,
+        log,
+      }),
+  );
 
   report.raw.contention = contention;
   for (const c of contention) {

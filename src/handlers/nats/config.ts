@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { Secret } from '../../config/secret.js';
+// Registered wherever the config is: `check` and the docs test see the broker's codes too.
+import './errors.js';
 
 /** Production defaults of the broker keys (docs/scale-out.md, docs/configuration.md). */
 export const DEFAULTS = {
