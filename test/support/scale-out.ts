@@ -63,6 +63,8 @@ export interface ScaleOutOptions {
   server?: NatsServerOptions;
   /** Environment of the gateway and the workers (secrets). */
   env?: Record<string, string>;
+  /** Top-level keys of the gateway's config (`control`). */
+  top?: Record<string, unknown>;
 }
 
 export async function startScaleOut(options: ScaleOutOptions = {}): Promise<ScaleOut> {
@@ -76,6 +78,7 @@ export async function startScaleOut(options: ScaleOutOptions = {}): Promise<Scal
     log_level: 'debug',
     log_format: 'json',
     shutdown_timeout_ms: 3_000,
+    ...options.top,
     handler: { type: 'nats', ...broker, ...options.handler },
     platforms: {
       qqbot: {
