@@ -1,12 +1,9 @@
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GatewayError } from '../errors.js';
 import { INSTANCE_NAME } from '../config/instances.js';
-import { CLI_PATH, UNIT_MARKER, renderUnit, userUnitDir } from './install.js';
-import { systemctlUser } from './systemctl.js';
+import { installUnit } from './install.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -80,8 +77,8 @@ export interface InstallInstanceOptions {
 }
 
 /**
- * Writes the template unit (once; kept when it is ours), reloads the manager and enables
- * (with `now`, starts) `NAME`'s unit. Resolves with the template's path and the config path
+ * Writes the template unit (replacing our own, refusing a foreign one without `force`),
+ * reloads the manager and enables (with `now`, starts) `NAME`'s unit. Resolves with the template's path and the config path
  * the unit will read, which the caller tells the user about when it does not exist yet.
  */
 export async function installInstance(
@@ -89,27 +86,16 @@ export async function installInstance(
 ): Promise<{ path: string; unit: string; config: string }> {
   const template = TEMPLATES[options.kind];
   const unit = instanceUnit(options.kind, options.name);
-  const dir = userUnitDir(options.env);
-  const path = join(dir, template.unit);
-  if (existsSync(path) && !options.force) {
-    const current = await readFile(path, 'utf8');
-    if (!current.startsWith(UNIT_MARKER)) {
-      throw new GatewayError(
-        'GW_ERR_UNIT_FOREIGN',
-        `${path} exists and was not written by hermes-gateway; move it away or pass --force`,
-        { details: { path } },
-      );
-    }
-  }
+  const config = instanceConfigPath(options.kind, options.name, options.env);
   // The template has no @CONFIG@: the unit names its config by its instance (%i).
-  const text = renderUnit(await readFile(template.file, 'utf8'), {
-    node: process.execPath,
-    cli: CLI_PATH,
-    config: '',
+  const path = await installUnit({
+    config,
+    unit: template.unit,
+    template: template.file,
+    enable: unit,
+    now: options.now === true,
+    force: options.force === true,
+    env: options.env,
   });
-  await mkdir(dir, { recursive: true });
-  await writeFile(path, text, { mode: 0o644 });
-  await systemctlUser(['daemon-reload'], options.env);
-  await systemctlUser(options.now ? ['enable', '--now', unit] : ['enable', unit], options.env);
-  return { path, unit, config: instanceConfigPath(options.kind, options.name, options.env) };
+  return { path, unit, config };
 }

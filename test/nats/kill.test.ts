@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { brokerBacklog, gatewayReady, startScaleOut } from '../support/scale-out.js';
+import { brokerBacklog, gatewayReady, startScaleOut, waitDrained } from '../support/scale-out.js';
 import { killAllChildren, waitFor } from '../support/spawn-gateway.js';
 
 after(() => killAllChildren());
@@ -48,15 +48,7 @@ await test('worker SIGKILL mid-message: redelivered after ack_wait_ms, answered 
     'the reply from the second worker',
     20_000,
   );
-  await waitFor(
-    async () => {
-      const b = await brokerBacklog(s.nats.url);
-      return b.events === 0 && b.replies === 0 && b;
-    },
-    'nothing left in the broker',
-    20_000,
-    50,
-  );
+  await waitDrained(s.nats.url);
   assert.equal(runs(marks), 2, 'the handler ran again on the second worker');
   assert.deepEqual(s.delivered(), ['answered'], 'answered once');
   second.signal('SIGTERM');
@@ -88,17 +80,44 @@ await test('gateway SIGKILL with a reply pending: delivered after the restart, o
     'the reply after the restart',
     20_000,
   );
-  await waitFor(
-    async () => {
-      const b = await brokerBacklog(s.nats.url);
-      return b.events === 0 && b.replies === 0 && b;
-    },
-    'nothing left in the broker',
-    20_000,
-    50,
-  );
+  await waitDrained(s.nats.url);
   assert.deepEqual(s.delivered(), ['answered'], 'delivered once');
   assert.equal(runs(marks), 1, 'the handler ran once');
   gateway.signal('SIGTERM');
   assert.equal((await gateway.waitForExit(10_000)).code, 0);
+});
+
+await test('an event that kills every worker goes to the dead letters after max_deliver; its chat moves on', async (t) => {
+  const s = await startScaleOut({ broker: { max_deliver: 2 } });
+  t.after(() => s.dispose());
+  const gateway = await s.startGateway();
+  await gateway.waitForState(s.statePath, gatewayReady, 'running with the broker up', 20_000);
+  // Kills the worker running it (its parent) when the text says poison; answers otherwise.
+  const deadly = {
+    type: 'command',
+    argv: ['sh', '-c', 'read -r line; case "$line" in *poison*) kill -9 $PPID;; esac; echo ok'],
+    timeout_ms: 10_000,
+  };
+  s.fake.dispatchC2CMessage({ content: 'poison', userOpenid: 'user-p' });
+  let killed = 0;
+  for (let i = 0; i < 5 && (await brokerBacklog(s.nats.url)).dead === 0; i++) {
+    const worker = await s.startWorker(deadly, `deadly${i}`).catch(() => null);
+    if (worker === null) {
+      killed += 1; // Killed before it said it was consuming.
+      continue;
+    }
+    const end = await Promise.race([
+      worker.exited,
+      waitFor(async () => (await brokerBacklog(s.nats.url)).dead === 1, 'dead letter', 20_000, 50),
+    ]);
+    if (typeof end === 'object' && end !== null && 'signal' in end) killed += 1;
+    else {
+      // Dead-lettered: this worker survives and answers the next event of the chat.
+      s.fake.dispatchC2CMessage({ content: 'fine', userOpenid: 'user-p' });
+      await waitFor(() => s.delivered().length >= 1, 'the next event answered', 20_000);
+    }
+  }
+  assert.equal(killed, 2, 'max_deliver (2) workers died on it');
+  assert.deepEqual(await brokerBacklog(s.nats.url), { events: 0, replies: 0, dead: 1 });
+  assert.deepEqual(s.delivered(), ['ok'], 'the chat moved on; the poison got no reply');
 });

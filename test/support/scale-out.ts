@@ -14,6 +14,7 @@ import {
   spawnGateway,
   writeConfig,
   type GatewayProcess,
+  waitFor,
 } from './spawn-gateway.js';
 
 export const QQ_SECRET_ENV = 'HGW_TEST_QQ_SECRET';
@@ -175,6 +176,19 @@ export async function brokerBacklog(
   } finally {
     await nc.close();
   }
+}
+
+/** Waits until no event and no reply is left in the broker: nothing more can be delivered. */
+export async function waitDrained(url: string, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const b = await brokerBacklog(url);
+      return b.events === 0 && b.replies === 0;
+    },
+    'nothing left in the broker',
+    timeoutMs,
+    50,
+  );
 }
 
 /** Replies the fake accepted, grouped by target (a C2C user's openid), in arrival order. */

@@ -105,6 +105,17 @@ export interface OpenBrokerOptions {
   signal: AbortSignal;
 }
 
+/** Doubling wait of `attempt` (1-based), capped: reconnects, republishes, redeliveries. */
+export function retryWait(
+  config: { reconnect_wait_ms: number; reconnect_wait_max_ms: number },
+  attempt: number,
+): number {
+  return Math.min(
+    config.reconnect_wait_max_ms,
+    config.reconnect_wait_ms * 2 ** Math.min(attempt - 1, 20),
+  );
+}
+
 /** Whether `err` is the broker refusing our credentials. */
 export function isAuthError(err: unknown): boolean {
   if (err instanceof AuthorizationError) return true;
@@ -199,13 +210,7 @@ export async function openBroker(options: OpenBrokerOptions): Promise<Broker> {
         // Forever: the budget above decides when out of reach is too long, not a try count.
         maxReconnectAttempts: -1,
         waitOnFirstConnect: true,
-        reconnectDelayHandler: () => {
-          attempt += 1;
-          return Math.min(
-            config.reconnect_wait_max_ms,
-            config.reconnect_wait_ms * 2 ** Math.min(attempt - 1, 20),
-          );
-        },
+        reconnectDelayHandler: () => retryWait(config, ++attempt),
         timeout: config.publish_timeout_ms,
       }).then(resolve, (err: unknown) => {
         reject(
@@ -297,31 +302,9 @@ export async function openBroker(options: OpenBrokerOptions): Promise<Broker> {
     },
   };
   try {
-    await ensureStream(jsm, {
-      name: subjects.eventStream,
-      subjects: [`${config.subject_prefix}.ev.*`],
-      // Work queue: an event is gone once a worker acked it; limits bound what waits.
-      retention: RetentionPolicy.Workqueue,
-      discard: DiscardPolicy.New,
-      storage: StorageType.File,
-      max_msgs: config.max_msgs,
-      max_bytes: config.max_bytes,
-      max_age: nanos(config.max_age_ms),
-      duplicate_window: nanos(Math.min(config.duplicate_window_ms, config.max_age_ms)),
-      num_replicas: config.replicas,
-    });
-    await ensureStream(jsm, {
-      name: subjects.replyStream,
-      subjects: [`${config.subject_prefix}.reply.*`, `${config.subject_prefix}.dead.*`],
-      retention: RetentionPolicy.Workqueue,
-      discard: DiscardPolicy.New,
-      storage: StorageType.File,
-      max_msgs: config.max_msgs,
-      max_bytes: config.max_bytes,
-      max_age: nanos(config.max_age_ms),
-      duplicate_window: nanos(Math.min(config.duplicate_window_ms, config.max_age_ms)),
-      num_replicas: config.replicas,
-    });
+    // Work queues: a message is gone once acked; the limits bound what waits.
+    await ensureStream(jsm, streamConfig(config, subjects.eventStream, ['ev']));
+    await ensureStream(jsm, streamConfig(config, subjects.replyStream, ['reply', 'dead']));
   } catch (err) {
     await broker.close();
     if (isAuthError(err)) throw authError(config);
@@ -340,6 +323,26 @@ function setupError(what: string, err: unknown): GatewayError {
       cause: err,
     },
   );
+}
+
+/** One of our streams: file storage, work queue, refusing new messages at its limits. */
+function streamConfig(
+  config: BrokerConfig,
+  name: string,
+  kinds: string[],
+): Partial<StreamConfig> & { name: string } {
+  return {
+    name,
+    subjects: kinds.map((kind) => `${config.subject_prefix}.${kind}.*`),
+    retention: RetentionPolicy.Workqueue,
+    discard: DiscardPolicy.New,
+    storage: StorageType.File,
+    max_msgs: config.max_msgs,
+    max_bytes: config.max_bytes,
+    max_age: nanos(config.max_age_ms),
+    duplicate_window: nanos(Math.min(config.duplicate_window_ms, config.max_age_ms)),
+    num_replicas: config.replicas,
+  };
 }
 
 /** Adds the stream when it is missing; an existing one is left as its operator set it. */

@@ -1,6 +1,4 @@
-import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Adapter } from '../../adapters/contract.js';
 import { GatewayError, toGatewayError } from '../../errors.js';
@@ -9,69 +7,14 @@ import { RecentMap } from '../../util/recent.js';
 import type { NatsHandlerConfig } from '../config.js';
 import { deliver } from '../deliver.js';
 import type { Handler } from '../handler.js';
-import { apiErrorCode, durable, openBroker, type Broker, type BrokerStatus } from './broker.js';
+import { openBroker, retryWait, type Broker, type BrokerStatus } from './broker.js';
+import {
+  consumeDurable,
+  deadLetter as moveToDeadLetters,
+  publishUntilAcked,
+  type Consuming,
+} from './messaging.js';
 import { decodeReply, encodeEvent, replyId, type ReplyMessage } from './wire.js';
-
-/** JetStream API codes of a publish refused at a stream limit (messages, bytes, storage). */
-const STREAM_FULL_CODES = new Set([10077, 10078, 10047, 10028]);
-
-/** Whether a publish failed because the stream is at one of its limits. */
-export function isStreamFull(err: unknown): boolean {
-  const code = apiErrorCode(err);
-  if (code !== undefined && STREAM_FULL_CODES.has(code)) return true;
-  return (
-    err instanceof Error &&
-    /maximum (messages|bytes)|resource limits|insufficient/i.test(err.message)
-  );
-}
-
-/** Doubling wait of `attempt` (1-based), capped: between publish or delivery retries. */
-export function retryWait(
-  config: NatsHandlerConfig | { reconnect_wait_ms: number; reconnect_wait_max_ms: number },
-  attempt: number,
-): number {
-  return Math.min(
-    config.reconnect_wait_max_ms,
-    config.reconnect_wait_ms * 2 ** Math.min(attempt - 1, 20),
-  );
-}
-
-/** Publishes with `msgID` until the broker acks it; rejects only when `signal` aborts. */
-export async function publishUntilAcked(
-  broker: Broker,
-  subject: string,
-  data: Uint8Array,
-  msgID: string,
-  signal: AbortSignal,
-  onRefused: (error: GatewayError) => void,
-  extra: { headers?: MsgHdrs } = {},
-): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await broker.js.publish(subject, data, {
-        msgID,
-        timeout: broker.config.publish_timeout_ms,
-        ...extra,
-      });
-      return;
-    } catch (err) {
-      if (signal.aborted)
-        throw new GatewayError('GW_ERR_HANDLER_CANCELLED', 'publish cancelled: stopping');
-      onRefused(
-        isStreamFull(err)
-          ? new GatewayError('GW_ERR_NATS_STREAM_FULL', `stream at its limit: ${String(err)}`, {
-              details: { subject },
-            })
-          : toGatewayError(err, 'GW_ERR_NATS_PUBLISH'),
-      );
-    }
-    try {
-      await delay(retryWait(broker.config, attempt), undefined, { signal });
-    } catch {
-      throw new GatewayError('GW_ERR_HANDLER_CANCELLED', 'publish cancelled: stopping');
-    }
-  }
-}
 
 export interface NatsGatewayOptions {
   config: NatsHandlerConfig;
@@ -115,8 +58,7 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
   const signal = controller.signal;
   /** Reply ids delivered by this process: a redelivery (ack lost) is acked, not re-sent. */
   const delivered = new RecentMap<string, true>(config.dedupe_max_entries);
-  const loops: Array<Promise<void>> = [];
-  const stops: Array<() => void> = [];
+  const consumers: Consuming[] = [];
   let broker: Broker | null = null;
 
   const opened = openBroker({
@@ -133,27 +75,18 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
 
   const ready = opened.then(async (b) => {
     for (const instance of adapters.keys()) {
-      const name = b.subjects.replyConsumer(instance);
-      await b.ensureConsumer(
-        b.subjects.replyStream,
-        durable(name, b.subjects.reply(instance), config, 1_000),
-      );
-      const consumer = await b.js.consumers.get(b.subjects.replyStream, name);
-      const messages = await consumer.consume({ max_messages: 100 });
-      stops.push(() => void messages.stop());
-      loops.push(
-        (async () => {
-          for await (const m of messages) {
-            if (signal.aborted) break;
-            await handleReply(b, instance, m);
-          }
-        })().catch((err: unknown) => {
-          if (!signal.aborted)
-            log.error(
-              { code: 'GW_ERR_INTERNAL', platform: instance },
-              `reply consumer ended: ${String(err)}`,
-            );
-        }),
+      consumers.push(
+        await consumeDurable(
+          b,
+          b.subjects.replyStream,
+          b.subjects.replyConsumer(instance),
+          b.subjects.reply(instance),
+          // Prefetched in order, handled one at a time: the instance's replies keep their order.
+          { maxAckPending: 1_000, maxMessages: 100 },
+          (m) => handleReply(b, instance, m),
+          signal,
+          log,
+        ),
       );
     }
   });
@@ -170,27 +103,12 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
     reason: string,
     code: string,
   ): Promise<void> {
-    const h = headers();
-    h.set('Hermes-Reason', reason);
-    h.set('Hermes-Code', code);
-    h.set('Hermes-Subject', m.subject);
-    await publishUntilAcked(
-      b,
-      b.subjects.dead(instance),
-      m.data,
-      `dead:${m.seq}:${m.subject}`,
-      signal,
-      () => undefined,
-      {
-        headers: h,
-      },
-    );
+    await moveToDeadLetters(b, instance, m, reason, code, signal);
     metrics.brokerDeadLettersTotal.inc({ platform: instance, reason });
     log.warn(
       { code: 'GW_ERR_NATS_DEAD_LETTER', platform: instance, reason, stream_seq: m.seq },
       `reply sent to the dead letters (${reason})`,
     );
-    m.term();
   }
 
   async function handleReply(b: Broker, instance: string, m: JsMsg): Promise<void> {
@@ -275,8 +193,7 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
     ready,
     async close() {
       controller.abort();
-      for (const stop of stops) stop();
-      await Promise.all(loops);
+      await Promise.all(consumers.map((c) => c.stop()));
       const b = broker ?? (await opened.catch(() => null));
       await b?.close();
     },

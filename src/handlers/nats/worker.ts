@@ -1,11 +1,15 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import { headers } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../errors.js';
 import type { BrokerConfig } from './config.js';
 import type { Handler } from '../handler.js';
-import { durable, openBroker, type Broker, type BrokerStatus } from './broker.js';
-import { publishUntilAcked } from './gateway.js';
+import { openBroker, type Broker, type BrokerStatus } from './broker.js';
+import {
+  consumeDurable,
+  deadLetter as moveToDeadLetters,
+  publishUntilAcked,
+  type Consuming,
+} from './messaging.js';
 import { decodeEvent, encodeReply, replyId, type EventMessage } from './wire.js';
 
 export interface WorkerOptions {
@@ -44,8 +48,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const log = options.log.child({ component: 'worker' });
   const controller = new AbortController();
   const signal = controller.signal;
-  const stops: Array<() => void> = [];
-  const loops: Array<Promise<void>> = [];
+  const consumers: Consuming[] = [];
   let handled = 0;
   let broker: Broker | null = null;
 
@@ -63,24 +66,18 @@ export function createWorker(options: WorkerOptions): Worker {
 
   const ready = opened.then(async (b) => {
     for (let p = 0; p < config.partitions; p++) {
-      const name = b.subjects.workerConsumer(p);
-      await b.ensureConsumer(b.subjects.eventStream, durable(name, b.subjects.event(p), config, 1));
-      const consumer = await b.js.consumers.get(b.subjects.eventStream, name);
-      const messages = await consumer.consume({ max_messages: 1 });
-      stops.push(() => void messages.stop());
-      loops.push(
-        (async () => {
-          for await (const m of messages) {
-            if (signal.aborted) break;
-            await handleEvent(b, m);
-          }
-        })().catch((err: unknown) => {
-          if (!signal.aborted)
-            log.error(
-              { code: 'GW_ERR_INTERNAL', partition: p },
-              `partition consumer ended: ${String(err)}`,
-            );
-        }),
+      consumers.push(
+        await consumeDurable(
+          b,
+          b.subjects.eventStream,
+          b.subjects.workerConsumer(p),
+          b.subjects.event(p),
+          // One event of a partition out at a time, over all workers: per-chat order.
+          { maxAckPending: 1, maxMessages: 1 },
+          (m) => handleEvent(b, m),
+          signal,
+          log,
+        ),
       );
     }
     log.info({ partitions: config.partitions, handler: handler.type }, 'worker consuming');
@@ -96,28 +93,11 @@ export function createWorker(options: WorkerOptions): Worker {
     reason: string,
     code: string,
   ): Promise<void> {
-    const h = headers();
-    h.set('Hermes-Reason', reason);
-    h.set('Hermes-Code', code);
-    h.set('Hermes-Subject', m.subject);
-    await publishUntilAcked(
-      b,
-      b.subjects.dead(instance),
-      m.data,
-      `dead:${m.seq}:${m.subject}`,
-      signal,
-      () => undefined,
-      {
-        headers: h,
-      },
-    );
+    await moveToDeadLetters(b, instance, m, reason, code, signal);
     log.warn(
       { code: 'GW_ERR_NATS_DEAD_LETTER', reason, stream_seq: m.seq },
       `event sent to the dead letters (${reason})`,
     );
-    // A plain term(): nats-server 2.9 ignores a term with a reason and keeps the message
-    // pending, which would stall this partition (max_ack_pending 1).
-    m.term();
   }
 
   async function handleEvent(b: Broker, m: JsMsg): Promise<void> {
@@ -198,8 +178,7 @@ export function createWorker(options: WorkerOptions): Worker {
     },
     async close() {
       controller.abort();
-      for (const stop of stops) stop();
-      await Promise.all(loops);
+      await Promise.all(consumers.map((c) => c.stop()));
       const b = broker ?? (await opened.catch(() => null));
       await b?.close();
       await handler.close?.();
