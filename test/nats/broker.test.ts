@@ -196,3 +196,22 @@ await test('a broker down at start: the gateway keeps QQ connected, then exits 1
   assert.equal(doc.gateway.state, 'fatal');
   assert.equal(doc.gateway.exit_code, 1);
 });
+
+await test('the broker lost while running: reconnecting within the budget, then exit 1', async (t) => {
+  const s = await startScaleOut({ broker: { unreachable_budget_ms: 3_000 } });
+  t.after(() => s.dispose());
+  const gateway = await s.startGateway();
+  await gateway.waitForState(s.statePath, gatewayReady, 'running with the broker up', 20_000);
+  await s.nats.stop('SIGKILL');
+  const lost = await gateway.waitForState(
+    s.statePath,
+    (d) => d.broker?.state === 'disconnected',
+    'broker disconnected',
+    20_000,
+  );
+  assert.equal(lost.platforms.qqbot?.state, 'connected', 'the platform session is kept');
+  const exit = await gateway.waitForExit(20_000);
+  assert.equal(exit.code, 1, gateway.stdout);
+  assert.ok(gateway.codes().includes('GW_ERR_NATS_UNREACHABLE'));
+  assert.equal(readState(s.statePath)!.gateway.exit_code, 1);
+});
