@@ -153,9 +153,12 @@ export function gatewayReady(doc: StateDocument): boolean {
 }
 
 /**
- * Messages still in the event and reply streams (acked ones are gone: work queues) and not
- * yet acked by any consumer, read from the broker itself. Zero: nothing is pending anywhere,
- * so nothing more can be delivered.
+ * What the broker still has to deliver, read from the broker itself: events and replies not
+ * yet acked by their consumers (pending or in flight), summed over every durable consumer of
+ * each stream; and the dead letters (which no consumer reads), by subject. Zero events and
+ * replies: nothing more can be delivered. (A `kill -9` of the server can leave an acked
+ * message in a work-queue stream's files for a while; it is not pending for any consumer, so
+ * it is not counted here: `storedMessages` gives a stream's raw count.)
  */
 export async function brokerBacklog(
   url: string,
@@ -167,12 +170,29 @@ export async function brokerBacklog(
   const nc = await connect({ servers: [url], ...auth });
   try {
     const jsm = await jetstreamManager(nc);
-    const events = (await jsm.streams.info(stream)).state.messages;
+    const pending = async (name: string): Promise<number> => {
+      let sum = 0;
+      for await (const ci of jsm.consumers.list(name)) sum += ci.num_pending + ci.num_ack_pending;
+      return sum;
+    };
     const replyInfo = await jsm.streams.info(`${stream}_REPLIES`, { subjects_filter: '>' });
-    const subjects = replyInfo.state.subjects ?? {};
     let dead = 0;
-    for (const [subject, n] of Object.entries(subjects)) if (subject.includes('.dead.')) dead += n;
-    return { events, replies: replyInfo.state.messages - dead, dead };
+    for (const [subject, n] of Object.entries(replyInfo.state.subjects ?? {})) {
+      if (subject.includes('.dead.')) dead += n;
+    }
+    return { events: await pending(stream), replies: await pending(`${stream}_REPLIES`), dead };
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Messages a stream holds right now (acked or not), read from the broker. */
+export async function storedMessages(url: string, stream = 'HT'): Promise<number> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: [url] });
+  try {
+    return (await (await jetstreamManager(nc)).streams.info(stream)).state.messages;
   } finally {
     await nc.close();
   }
@@ -180,15 +200,18 @@ export async function brokerBacklog(
 
 /** Waits until no event and no reply is left in the broker: nothing more can be delivered. */
 export async function waitDrained(url: string, timeoutMs = 20_000): Promise<void> {
+  let last = { events: -1, replies: -1, dead: -1 };
   await waitFor(
     async () => {
-      const b = await brokerBacklog(url);
-      return b.events === 0 && b.replies === 0;
+      last = await brokerBacklog(url);
+      return last.events === 0 && last.replies === 0;
     },
     'nothing left in the broker',
     timeoutMs,
     50,
-  );
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; still there: ${JSON.stringify(last)}`);
+  });
 }
 
 /** Replies the fake accepted, grouped by target (a C2C user's openid), in arrival order. */

@@ -7,8 +7,9 @@ import { RecentMap } from '../../util/recent.js';
 import type { NatsHandlerConfig } from '../config.js';
 import { deliver } from '../deliver.js';
 import type { Handler } from '../handler.js';
-import { openBroker, retryWait, type Broker, type BrokerStatus } from './broker.js';
+import { retryWait, type Broker, type BrokerStatus } from './broker.js';
 import {
+  connectAndStart,
   consumeDurable,
   deadLetter as moveToDeadLetters,
   publishUntilAcked,
@@ -59,42 +60,33 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
   /** Reply ids delivered by this process: a redelivery (ack lost) is acked, not re-sent. */
   const delivered = new RecentMap<string, true>(config.dedupe_max_entries);
   const consumers: Consuming[] = [];
-  let broker: Broker | null = null;
-
-  const opened = openBroker({
-    config,
-    log: options.log,
-    name: 'hermes-gateway',
-    onFatal: options.onFatal,
-    onStatus: options.onStatus,
-    signal,
-  }).then((b) => {
-    broker = b;
-    return b;
-  });
-
-  const ready = opened.then(async (b) => {
-    for (const instance of adapters.keys()) {
-      consumers.push(
-        await consumeDurable(
-          b,
-          b.subjects.replyStream,
-          b.subjects.replyConsumer(instance),
-          b.subjects.reply(instance),
-          // Prefetched in order, handled one at a time: the instance's replies keep their order.
-          { maxAckPending: 1_000, maxMessages: 100 },
-          (m) => handleReply(b, instance, m),
-          signal,
-          log,
-        ),
-      );
-    }
-  });
-  // The runner learns of a failure to start through onFatal; the promise itself is awaited
-  // by tests and by the handler.
-  ready.catch((err: unknown) => {
-    if (!signal.aborted) options.onFatal(toGatewayError(err, 'GW_ERR_NATS_UNREACHABLE'));
-  });
+  const { opened, ready, current } = connectAndStart(
+    {
+      config,
+      log: options.log,
+      name: 'hermes-gateway',
+      onFatal: options.onFatal,
+      onStatus: options.onStatus,
+      signal,
+    },
+    async (b) => {
+      for (const instance of adapters.keys()) {
+        consumers.push(
+          await consumeDurable(
+            b,
+            b.subjects.replyStream,
+            b.subjects.replyConsumer(instance),
+            b.subjects.reply(instance),
+            // Prefetched in order, handled one at a time: the instance's replies keep their order.
+            { maxAckPending: 1_000, maxMessages: 100 },
+            (m) => handleReply(b, instance, m),
+            signal,
+            log,
+          ),
+        );
+      }
+    },
+  );
 
   async function deadLetter(
     b: Broker,
@@ -103,12 +95,8 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
     reason: string,
     code: string,
   ): Promise<void> {
-    await moveToDeadLetters(b, instance, m, reason, code, signal);
+    await moveToDeadLetters(b, instance, m, { reason, code, what: 'reply' }, signal, log);
     metrics.brokerDeadLettersTotal.inc({ platform: instance, reason });
-    log.warn(
-      { code: 'GW_ERR_NATS_DEAD_LETTER', platform: instance, reason, stream_seq: m.seq },
-      `reply sent to the dead letters (${reason})`,
-    );
   }
 
   async function handleReply(b: Broker, instance: string, m: JsMsg): Promise<void> {
@@ -163,7 +151,7 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
   const handler: Handler = {
     type: 'nats',
     async handle(event, callerSignal) {
-      const b = broker ?? (await abortable(opened, callerSignal));
+      const b = current() ?? (await abortable(opened, callerSignal));
       const subject = b.subjects.event(b.subjects.partitionOf(event.platform, event.chat));
       let refused = false;
       await publishUntilAcked(
@@ -194,7 +182,7 @@ export function createNatsGateway(options: NatsGatewayOptions): NatsGateway {
     async close() {
       controller.abort();
       await Promise.all(consumers.map((c) => c.stop()));
-      const b = broker ?? (await opened.catch(() => null));
+      const b = current() ?? (await opened.catch(() => null));
       await b?.close();
     },
   };

@@ -3,7 +3,14 @@ import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../errors.js';
-import { apiErrorCode, durable, retryWait, type Broker } from './broker.js';
+import {
+  apiErrorCode,
+  durable,
+  openBroker,
+  retryWait,
+  type Broker,
+  type OpenBrokerOptions,
+} from './broker.js';
 
 /** JetStream API codes of a publish refused at a stream limit (messages, bytes, storage). */
 const STREAM_FULL_CODES = new Set([10077, 10078, 10047, 10028]);
@@ -65,10 +72,11 @@ export async function deadLetter(
   broker: Broker,
   instance: string,
   m: JsMsg,
-  reason: string,
-  code: string,
+  dead: { reason: string; code: string; what: 'event' | 'reply' },
   signal: AbortSignal,
+  log: Logger,
 ): Promise<void> {
+  const { reason, code } = dead;
   const h = headers();
   h.set('Hermes-Reason', reason);
   h.set('Hermes-Code', code);
@@ -83,6 +91,30 @@ export async function deadLetter(
     { headers: h },
   );
   m.term();
+  log.warn(
+    { code: 'GW_ERR_NATS_DEAD_LETTER', platform: instance, reason, stream_seq: m.seq },
+    `${dead.what} sent to the dead letters (${reason})`,
+  );
+}
+
+/**
+ * Connects (openBroker) and then runs `start` (the consumers); a failure of either reaches
+ * `onFatal` unless the side was closed meanwhile. `current()` is the broker once connected.
+ */
+export function connectAndStart(
+  options: OpenBrokerOptions,
+  start: (broker: Broker) => Promise<void>,
+): { opened: Promise<Broker>; ready: Promise<void>; current: () => Broker | null } {
+  let broker: Broker | null = null;
+  const opened = openBroker(options).then((b) => {
+    broker = b;
+    return b;
+  });
+  const ready = opened.then(start);
+  ready.catch((err: unknown) => {
+    if (!options.signal.aborted) options.onFatal(toGatewayError(err, 'GW_ERR_NATS_UNREACHABLE'));
+  });
+  return { opened, ready, current: () => broker };
 }
 
 export interface Consuming {

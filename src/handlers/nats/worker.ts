@@ -3,8 +3,9 @@ import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../errors.js';
 import type { BrokerConfig } from './config.js';
 import type { Handler } from '../handler.js';
-import { openBroker, type Broker, type BrokerStatus } from './broker.js';
+import type { Broker, BrokerStatus } from './broker.js';
 import {
+  connectAndStart,
   consumeDurable,
   deadLetter as moveToDeadLetters,
   publishUntilAcked,
@@ -50,55 +51,37 @@ export function createWorker(options: WorkerOptions): Worker {
   const signal = controller.signal;
   const consumers: Consuming[] = [];
   let handled = 0;
-  let broker: Broker | null = null;
+  const { opened, ready, current } = connectAndStart(
+    {
+      config,
+      log: options.log,
+      name: 'hermes-gateway-worker',
+      onFatal: options.onFatal,
+      ...(options.onStatus ? { onStatus: options.onStatus } : {}),
+      signal,
+    },
+    async (b) => {
+      for (let p = 0; p < config.partitions; p++) {
+        consumers.push(
+          await consumeDurable(
+            b,
+            b.subjects.eventStream,
+            b.subjects.workerConsumer(p),
+            b.subjects.event(p),
+            // One event of a partition out at a time, over all workers: per-chat order.
+            { maxAckPending: 1, maxMessages: 1 },
+            (m) => handleEvent(b, m),
+            signal,
+            log,
+          ),
+        );
+      }
+      log.info({ partitions: config.partitions, handler: handler.type }, 'worker consuming');
+    },
+  );
 
-  const opened = openBroker({
-    config,
-    log: options.log,
-    name: 'hermes-gateway-worker',
-    onFatal: options.onFatal,
-    ...(options.onStatus ? { onStatus: options.onStatus } : {}),
-    signal,
-  }).then((b) => {
-    broker = b;
-    return b;
-  });
-
-  const ready = opened.then(async (b) => {
-    for (let p = 0; p < config.partitions; p++) {
-      consumers.push(
-        await consumeDurable(
-          b,
-          b.subjects.eventStream,
-          b.subjects.workerConsumer(p),
-          b.subjects.event(p),
-          // One event of a partition out at a time, over all workers: per-chat order.
-          { maxAckPending: 1, maxMessages: 1 },
-          (m) => handleEvent(b, m),
-          signal,
-          log,
-        ),
-      );
-    }
-    log.info({ partitions: config.partitions, handler: handler.type }, 'worker consuming');
-  });
-  ready.catch((err: unknown) => {
-    if (!signal.aborted) options.onFatal(toGatewayError(err, 'GW_ERR_NATS_UNREACHABLE'));
-  });
-
-  async function deadLetter(
-    b: Broker,
-    instance: string,
-    m: JsMsg,
-    reason: string,
-    code: string,
-  ): Promise<void> {
-    await moveToDeadLetters(b, instance, m, reason, code, signal);
-    log.warn(
-      { code: 'GW_ERR_NATS_DEAD_LETTER', reason, stream_seq: m.seq },
-      `event sent to the dead letters (${reason})`,
-    );
-  }
+  const deadLetter = (b: Broker, instance: string, m: JsMsg, reason: string, code: string) =>
+    moveToDeadLetters(b, instance, m, { reason, code, what: 'event' }, signal, log);
 
   async function handleEvent(b: Broker, m: JsMsg): Promise<void> {
     let message: EventMessage;
@@ -179,7 +162,7 @@ export function createWorker(options: WorkerOptions): Worker {
     async close() {
       controller.abort();
       await Promise.all(consumers.map((c) => c.stop()));
-      const b = broker ?? (await opened.catch(() => null));
+      const b = current() ?? (await opened.catch(() => null));
       await b?.close();
       await handler.close?.();
     },
