@@ -13,11 +13,20 @@ import { BENCH_DIR, DIST_BENCH, cpuTotals, errorText } from './lib/util.js';
 import { runFootprint } from './sections/footprint.js';
 import { runLatency } from './sections/latency.js';
 import { runRecovery } from './sections/recovery.js';
+import { runScaleOut } from './sections/scale-out.js';
 import { runStateWrites } from './sections/state-writes.js';
 import { runTelegram } from './sections/telegram.js';
 import { CLIENTS, runThroughput } from './sections/throughput.js';
 
-const SECTIONS = ['throughput', 'latency', 'recovery', 'footprint', 'state', 'telegram'] as const;
+const SECTIONS = [
+  'throughput',
+  'latency',
+  'recovery',
+  'footprint',
+  'state',
+  'telegram',
+  'scale-out',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `usage: npm run bench [-- options]
@@ -44,6 +53,9 @@ const HELP = `usage: npm run bench [-- options]
                 --tg-latency-messages N (300; quick 60)   --tg-latency-rate N (20)
                 --tg-half-open-runs N (5; quick 2)   --tg-timeout-s N (2)   --tg-slack-ms N (1000)
                 --tg-grammy-window-ms N (10000; quick 5000)
+ 7 scale-out    --scale-workers LIST (1,2,4)   --scale-events N (5000; quick 1000)
+                --scale-rate N (200)   --scale-seconds N (10; quick 3)
+                --scale-repeats N (3; quick 1): needs nats-server (docs/scale-out.md)
 `;
 
 interface Options {
@@ -79,6 +91,11 @@ interface Options {
   tgTimeoutS: number;
   tgSlackMs: number;
   tgGrammyWindowMs: number;
+  scaleWorkers: number[];
+  scaleEvents: number;
+  scaleRate: number;
+  scaleSeconds: number;
+  scaleRepeats: number;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -96,6 +113,11 @@ function parseOptions(argv: string[]): Options | null {
       producer: str,
       'tp-heartbeat-ms': str,
       'latency-rates': str,
+      'scale-workers': str,
+      'scale-events': str,
+      'scale-rate': str,
+      'scale-seconds': str,
+      'scale-repeats': str,
       'latency-seconds': str,
       'latency-concurrency': str,
       'latency-warmup-seconds': str,
@@ -177,6 +199,11 @@ function parseOptions(argv: string[]): Options | null {
     tgTimeoutS: num(values['tg-timeout-s'], 2),
     tgSlackMs: Math.max(1, num(values['tg-slack-ms'], 1000)),
     tgGrammyWindowMs: num(values['tg-grammy-window-ms'], 10_000, 5_000),
+    scaleWorkers: (list(values['scale-workers']) ?? ['1', '2', '4']).map(Number),
+    scaleEvents: num(values['scale-events'], 5_000, 1_000),
+    scaleRate: num(values['scale-rate'], 200),
+    scaleSeconds: num(values['scale-seconds'], 10, 3),
+    scaleRepeats: Math.max(1, num(values['scale-repeats'], 3, 1)),
   };
 }
 
@@ -342,6 +369,18 @@ async function main(): Promise<number> {
       grammyWindowMs: o.tgGrammyWindowMs,
       log,
     }),
+  await run(
+    'scale-out',
+    `7 scale-out: in-process vs NATS JetStream with ${o.scaleWorkers.join(', ')} workers`,
+    () =>
+      runScaleOut({
+        workers: o.scaleWorkers,
+        events: o.scaleEvents,
+        rate: o.scaleRate,
+        seconds: o.scaleSeconds,
+        repeats: o.scaleRepeats,
+        log,
+      }),
   );
 
   report.raw.contention = contention;

@@ -76,6 +76,12 @@ export interface GatewayMetrics {
    */
   readonly resumeAfterRestartTotal: PlatformCounter<'result'>;
   /**
+   * `hermes_broker_dead_letters_total{platform,type,reason}`: replies from the broker that were
+   * not delivered and went to the dead-letter subject (`unknown_instance`, `late`,
+   * `delivery_failed`, `malformed`); docs/scale-out.md.
+   */
+  readonly brokerDeadLettersTotal: PlatformCounter<'reason'>;
+  /**
    * `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running),
    * read from the source `bindPipelineLoad` gave at scrape time (it changes twice per event).
    */
@@ -175,6 +181,15 @@ export function createMetrics(): GatewayMetrics {
     },
     typeOf,
   );
+  const brokerDeadLettersTotal = platformCounter(
+    {
+      name: 'hermes_broker_dead_letters_total',
+      help: 'Replies from the broker sent to the dead-letter subject instead of the chat, by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    },
+    typeOf,
+  );
   const pipelineQueuedEvents = new Gauge({
     name: 'hermes_pipeline_queued_events',
     help: 'Inbound events accepted by the pipeline and not finished yet (waiting or running).',
@@ -247,6 +262,7 @@ export function createMetrics(): GatewayMetrics {
     handlerErrorsTotal,
     deliveriesTotal,
     resumeAfterRestartTotal,
+    brokerDeadLettersTotal,
     pipelineQueuedEvents,
     bindPipelineLoad(load) {
       pipelineLoad = load;

@@ -25,6 +25,8 @@ export interface SpawnGatewayOptions {
   secret: string;
   /** Extra environment (e.g. NOTIFY_SOCKET). */
   env?: Record<string, string>;
+  /** The CLI command run on `config`: `run` (default) or `worker`. */
+  command?: 'run' | 'worker';
 }
 
 export class GatewayChild {
@@ -52,7 +54,7 @@ export class GatewayChild {
     const node = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     this.child = spawn(
       process.execPath,
-      [...node, GATEWAY_CLI, 'run', '--config', options.config],
+      [...node, GATEWAY_CLI, options.command ?? 'run', '--config', options.config],
       {
         env,
         stdio: ['ignore', 'pipe', 'pipe'],

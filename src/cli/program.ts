@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { defaultRegistry } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
+import { INSTANCE_NAME } from '../config/instances.js';
 import { checkCommand } from './check.js';
 import { registerDemoCommand } from './demo.js';
 import type { CommandContext } from './context.js';
@@ -10,6 +11,7 @@ import { runGateway } from './run.js';
 import { registerSendCommand } from './send.js';
 import { registerServiceCommands } from './service.js';
 import { statusCommand } from './status.js';
+import { registerWorkerCommand } from './worker.js';
 
 export interface CliDeps {
   registry?: PlatformRegistry;
@@ -54,10 +56,20 @@ export function buildProgram(ctx: CommandContext): Command {
     )
     .option('-c, --config <path>', 'config file, to find state_file')
     .option('-s, --state <path>', 'state file to read')
+    .option('--instance <name>', 'the gateway of hermes-gateway@NAME (docs/scale-out.md)')
     .option('--json', 'print a JSON report')
-    .action(async (opts: { config?: string; state?: string; json?: boolean }) => {
-      result.code = await statusCommand(opts, registry, io);
-    });
+    .action(
+      async (opts: { config?: string; state?: string; json?: boolean; instance?: string }) => {
+        if (opts.instance !== undefined && !INSTANCE_NAME.test(opts.instance)) {
+          io.err(
+            `error GW_ERR_CLI_USAGE: ${JSON.stringify(opts.instance)} is not an instance name`,
+          );
+          result.code = EXIT.USAGE;
+          return;
+        }
+        result.code = await statusCommand(opts, registry, io);
+      },
+    );
 
   program
     .command('check')
@@ -88,6 +100,7 @@ const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [
   registerServiceCommands,
   registerDemoCommand,
   registerSendCommand,
+  registerWorkerCommand,
 ];
 
 const VERSION = '0.1.0';

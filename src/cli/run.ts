@@ -23,6 +23,7 @@ import { bindStateMetrics, metrics } from '../metrics.js';
 import { credentialClaims, enabledInstances, type Instance } from '../config/instances.js';
 import { acquireCredentialLocks, type CredentialLocks } from '../runner/credential-locks.js';
 import { DeliveryStore, deliveryStorePath } from '../delivery/store.js';
+import type { NatsGateway } from '../handlers/nats/gateway.js';
 
 export interface RunOptions {
   config?: string | undefined;
@@ -228,7 +229,34 @@ async function runInstances(
   const adapters = instances.map((i) => i.definition.create(i.config, i.name));
   const types = new Map(instances.map((i) => [i.name, i.type]));
   metrics.bindTypes(types);
-  const pipeline = createPipeline({ config, adapters, log, metrics, delivery });
+  // handler type nats: the events go to the broker and the replies come back from it
+  // (docs/scale-out.md); the broker's failures end the gateway through runner.fail.
+  let nats: NatsGateway | null = null;
+  let failNats: (error: GatewayError) => void = () => undefined;
+  let commitBroker: () => void = () => undefined;
+  if (config.handler.type === 'nats') {
+    // Loaded only here: the NATS client adds a quarter second of CPU to every start.
+    const { createNatsGateway } = await import('../handlers/nats/gateway.js');
+    nats = createNatsGateway({
+      config: config.handler,
+      adapters,
+      log,
+      metrics,
+      onFatal: (error) => failNats(error),
+      onStatus: (status) => {
+        store.setBroker(status);
+        commitBroker();
+      },
+    });
+  }
+  const pipeline = createPipeline({
+    config,
+    adapters,
+    log,
+    metrics,
+    delivery,
+    ...(nats ? { handler: nats.handler } : {}),
+  });
   bindStateMetrics(store);
   // Started by the runner's READY (the gateway is running); closed after the runner ends.
   const control = config.control?.listen
@@ -249,6 +277,9 @@ async function runInstances(
     delivery,
   });
   failDelivery = (error) => runner.fail(error);
+  failNats = (error) => runner.fail(error);
+  // A write failure has ended the gateway through runner.fail already.
+  commitBroker = () => void runner.commit().catch(() => undefined);
 
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -283,6 +314,7 @@ async function runInstances(
     outcome = await runner.run();
     await control?.close();
     await pipeline.close();
+    await nats?.close();
     delivery?.close();
   } finally {
     process.off('SIGTERM', onSignal);

@@ -1,11 +1,48 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { locateConfig } from '../config/load.js';
-import { EXIT, toGatewayError } from '../errors.js';
+import { EXIT, GatewayError, toGatewayError } from '../errors.js';
+import { existsSync } from 'node:fs';
 import { DEFAULT_UNIT, installUnit, uninstallUnit } from '../systemd/install.js';
 import type { CommandContext } from './context.js';
 
 const PRIORITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
+
+interface InstallCliOptions {
+  config?: string;
+  now?: boolean;
+  force?: boolean;
+  unit: string;
+  instance?: string;
+  worker?: string;
+}
+
+/** `install --instance NAME` / `install --worker NAME`: the template units (docs/scale-out.md). */
+async function installTemplateCommand(
+  opts: InstallCliOptions,
+  io: CommandContext['io'],
+): Promise<number> {
+  if (opts.instance !== undefined && opts.worker !== undefined) {
+    throw new GatewayError('GW_ERR_CLI_USAGE', 'give --instance or --worker, not both');
+  }
+  const kind = opts.instance !== undefined ? 'instance' : 'worker';
+  const { installInstance } = await import('../systemd/install-instance.js');
+  const installed = await installInstance({
+    kind,
+    name: (opts.instance ?? opts.worker)!,
+    now: opts.now === true,
+    force: opts.force === true,
+    env: io.env,
+  });
+  io.out(`installed ${installed.path} (config: ${installed.config})`);
+  if (!existsSync(installed.config)) io.out(`write ${installed.config} before starting it`);
+  io.out(
+    opts.now
+      ? `started ${installed.unit}`
+      : `enabled; start it with: systemctl --user start ${installed.unit}`,
+  );
+  return EXIT.OK;
+}
 
 /** `install`, `uninstall` and `logs`: the user unit and its journal. */
 export function registerServiceCommands(program: Command, ctx: CommandContext): void {
@@ -14,7 +51,12 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
     const error = toGatewayError(err, 'GW_ERR_SYSTEMCTL_FAILED');
     io.err(`error ${error.code}: ${error.message}`);
     // A path the unit cannot hold is fixed by moving the file, not by trying again.
-    result.code = error.code === 'GW_ERR_UNIT_PATH_UNSAFE' ? EXIT.CONFIG : 1;
+    result.code =
+      error.code === 'GW_ERR_UNIT_PATH_UNSAFE'
+        ? EXIT.CONFIG
+        : error.code === 'GW_ERR_CLI_USAGE'
+          ? EXIT.USAGE
+          : 1;
   };
 
   program
@@ -24,8 +66,20 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
     .option('--now', 'start the service right away')
     .option('--force', 'overwrite a unit file that hermes-gateway did not write')
     .option('--unit <name>', 'unit name', DEFAULT_UNIT)
-    .action(async (opts: { config?: string; now?: boolean; force?: boolean; unit: string }) => {
+    .option(
+      '--instance <name>',
+      'install hermes-gateway@NAME (config ~/.config/hermes-gateway/NAME.yaml)',
+    )
+    .option(
+      '--worker <name>',
+      'install hermes-gateway-worker@NAME (config ~/.config/hermes-gateway/workers/NAME.yaml)',
+    )
+    .action(async (opts: InstallCliOptions) => {
       try {
+        if (opts.instance !== undefined || opts.worker !== undefined) {
+          result.code = await installTemplateCommand(opts, io);
+          return;
+        }
         const config = locateConfig(opts.config, io.env);
         const path = await installUnit({
           config,

@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { instanceConfigPath, instanceStateCandidates } from '../systemd/install-instance.js';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { locateConfig, stateFileSetting } from '../config/load.js';
 import { isGatewayError } from '../errors.js';
@@ -20,6 +21,8 @@ export interface StatusOptions {
   state?: string | undefined;
   config?: string | undefined;
   json?: boolean | undefined;
+  /** hermes-gateway@NAME: its config and its own state directory (docs/scale-out.md). */
+  instance?: string | undefined;
 }
 
 export interface StatusReport {
@@ -42,6 +45,11 @@ export interface StatusReport {
  */
 function candidateStatePaths(options: StatusOptions, env: NodeJS.ProcessEnv): string[] {
   if (options.state) return [options.state];
+  if (options.instance !== undefined) {
+    const config = options.config ?? instanceConfigPath('instance', options.instance, env);
+    const configured = stateFileSetting(resolve(config), env);
+    return configured ? [configured] : instanceStateCandidates(options.instance, env);
+  }
   const configured = stateFileSetting(locateConfig(options.config, env), env);
   if (configured) return [configured];
   const paths = [defaultStatePath(env)];
@@ -96,7 +104,8 @@ export async function buildStatusReport(
   const stale = live && heartbeatAge > STALE_HEARTBEATS * doc.heartbeat_interval_ms;
   const platforms = Object.values(doc.platforms);
   const allConnected = platforms.length > 0 && platforms.every((p) => p.state === 'connected');
-  const healthy = live && !stale && doc.gateway.state === 'running' && allConnected;
+  const brokerUp = doc.broker === undefined || doc.broker.state === 'connected';
+  const healthy = live && !stale && doc.gateway.state === 'running' && allConnected && brokerUp;
   let summary: string;
   let exitCode: number;
   if (!live) {
@@ -106,6 +115,7 @@ export async function buildStatusReport(
     exitCode = STATUS_EXIT.DOWN;
   } else {
     summary = `running, pid ${doc.pid} since ${doc.started_at}: ${statusLine(doc)}`;
+    if (!brokerUp) summary += `; broker ${doc.broker!.state} (${doc.broker!.reason ?? '-'})`;
     if (stale) summary += `; no heartbeat for ${Math.round(heartbeatAge / 1000)} s: wedged?`;
     exitCode = healthy ? STATUS_EXIT.HEALTHY : STATUS_EXIT.DEGRADED;
   }

@@ -72,22 +72,34 @@ export function loadConfig(
   registry: PlatformRegistry,
   env: NodeJS.ProcessEnv = process.env,
 ): LoadedConfig {
+  const { config, warnings } = loadDocument(file, buildConfigSchema(registry), env);
+  assertDistinctCredentials(enabledInstances(config.platforms, registry), file);
+  if (config.state_file && !isAbsolute(config.state_file)) {
+    config.state_file = resolve(dirname(file), config.state_file);
+  }
+  return { file, config, warnings };
+}
+
+/**
+ * Reads, interpolates, resolves the secrets of and validates one config file against
+ * `schema` (the gateway's, the worker's). Failures are GatewayErrors of kind `config`.
+ */
+export function loadDocument<T>(
+  file: string,
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+  env: NodeJS.ProcessEnv,
+): { config: T; warnings: GatewayError[] } {
   const raw = readConfigDocument(file);
   const warnings: GatewayError[] = [];
   const resolved = resolveConfigValues(raw, env, file, dirname(file), warnings);
-  const parsed = buildConfigSchema(registry).safeParse(resolved);
+  const parsed = schema.safeParse(resolved);
   if (!parsed.success) {
     const { text: problems, firstKey } = describeIssues(parsed.error.issues);
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `${file}: ${problems}`, {
       details: { file, key: firstKey },
     });
   }
-  const config = parsed.data;
-  assertDistinctCredentials(enabledInstances(config.platforms, registry), file);
-  if (config.state_file && !isAbsolute(config.state_file)) {
-    config.state_file = resolve(dirname(file), config.state_file);
-  }
-  return { file, config, warnings };
+  return { config: parsed.data, warnings };
 }
 
 /** Names of the platform instances whose config is present and enabled. */

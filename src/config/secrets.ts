@@ -5,7 +5,16 @@ import { MAX_SECRET_FILE_BYTES, readTextFile } from './read.js';
 import { Secret } from './secret.js';
 
 /** Keys whose values are secrets wherever they appear in the config. */
-export const SECRET_KEYS = new Set(['client_secret', 'secret', 'api_key', 'token', 'bot_token']);
+export const SECRET_KEYS = new Set([
+  'client_secret',
+  'secret',
+  'api_key',
+  'token',
+  'bot_token',
+  // The broker's (handler type nats, worker): a password and a creds file's content.
+  'password',
+  'creds',
+]);
 
 interface WalkContext {
   env: NodeJS.ProcessEnv;

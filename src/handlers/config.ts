@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Secret } from '../config/secret.js';
+import { brokerKeys, checkBrokerAuth } from './nats/config.js';
 
 /** Production defaults of every handler key, in one place (README: "Handlers"). */
 export const DEFAULTS = {
@@ -128,15 +129,38 @@ export const commandHandlerSchema = z
   })
   .strict();
 
-/** `handler:` in the config, chosen by `type`. */
-export const handlerSchema = z.discriminatedUnion('type', [
+/**
+ * Hands every event to a NATS JetStream broker; workers (`hermes-gateway worker`) answer
+ * through it (docs/scale-out.md).
+ */
+export const natsHandlerSchema = z
+  .object({ type: z.literal('nats'), ...common, ...brokerKeys })
+  .strict();
+
+/** The handlers that answer by themselves: what a worker runs (`worker.yaml`'s `handler:`). */
+export const localHandlerSchema = z.discriminatedUnion('type', [
   echoHandlerSchema,
   webhookHandlerSchema,
   openaiHandlerSchema,
   commandHandlerSchema,
 ]);
 
+/** `handler:` in the config, chosen by `type`. */
+export const handlerSchema = z
+  .discriminatedUnion('type', [
+    echoHandlerSchema,
+    webhookHandlerSchema,
+    openaiHandlerSchema,
+    commandHandlerSchema,
+    natsHandlerSchema,
+  ])
+  .superRefine((value, ctx) => {
+    if (value.type === 'nats') checkBrokerAuth(value, ctx);
+  });
+
 export type HandlerConfig = z.infer<typeof handlerSchema>;
+export type LocalHandlerConfig = z.infer<typeof localHandlerSchema>;
+export type NatsHandlerConfig = z.infer<typeof natsHandlerSchema>;
 export type EchoHandlerConfig = z.infer<typeof echoHandlerSchema>;
 export type WebhookHandlerConfig = z.infer<typeof webhookHandlerSchema>;
 export type OpenAiHandlerConfig = z.infer<typeof openaiHandlerSchema>;

@@ -58,4 +58,16 @@ export interface StateDocument {
   write_seq: number;
   gateway: GatewayStatus;
   platforms: Record<string, PlatformStatus>;
+  /**
+   * The broker hop with `handler.type: nats` (docs/scale-out.md); absent otherwise. Anything
+   * but `connected` makes `status` report degraded.
+   */
+  broker?: BrokerStatus;
+}
+
+export interface BrokerStatus {
+  state: 'connecting' | 'connected' | 'disconnected' | 'degraded';
+  since: string;
+  /** `<code>: <why>` while not connected; null when connected. */
+  reason: string | null;
 }

@@ -8,6 +8,7 @@ import { processStartTime } from '../util/proc.js';
 import { makeDirectory } from '../util/mkdir.js';
 import { checkStatePath } from './paths.js';
 import {
+  type BrokerStatus,
   STATE_SCHEMA_VERSION,
   type GatewayStatus,
   type PlatformStatus,
@@ -102,6 +103,11 @@ export class StateStore {
       detail: null,
       ...patch,
     };
+  }
+
+  /** The broker hop's status (handler type nats); see StateDocument.broker. */
+  setBroker(status: BrokerStatus): void {
+    this.doc.broker = { ...status };
   }
 
   markHeartbeat(): void {

@@ -74,6 +74,10 @@ export function renderUnit(template: string, values: RenderValues): string {
 export interface InstallOptions {
   config: string;
   unit?: string;
+  /** The unit file's template (systemd/hermes-gateway.service by default). */
+  template?: string;
+  /** The unit to enable, when not `unit` itself (an instance of a template unit). */
+  enable?: string;
   now?: boolean;
   force?: boolean;
   env: NodeJS.ProcessEnv;
@@ -94,7 +98,7 @@ export async function installUnit(options: InstallOptions): Promise<string> {
       );
     }
   }
-  const template = await readFile(UNIT_TEMPLATE, 'utf8');
+  const template = await readFile(options.template ?? UNIT_TEMPLATE, 'utf8');
   const text = renderUnit(template, {
     node: process.execPath,
     cli: CLI_PATH,
@@ -103,7 +107,8 @@ export async function installUnit(options: InstallOptions): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(path, text, { mode: 0o644 });
   await systemctlUser(['daemon-reload'], options.env);
-  await systemctlUser(options.now ? ['enable', '--now', unit] : ['enable', unit], options.env);
+  const enable = options.enable ?? unit;
+  await systemctlUser(options.now ? ['enable', '--now', enable] : ['enable', enable], options.env);
   return path;
 }
 

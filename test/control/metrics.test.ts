@@ -64,6 +64,7 @@ await test('metrics', async (t) => {
     assert.deepEqual(names, [
       'hermes_adapter_reconnect_attempt',
       'hermes_adapter_state',
+      'hermes_broker_dead_letters_total',
       'hermes_deliveries_total',
       'hermes_duplicates_dropped_total',
       'hermes_gateway_state',
