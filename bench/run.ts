@@ -369,6 +369,7 @@ async function main(): Promise<number> {
       grammyWindowMs: o.tgGrammyWindowMs,
       log,
     }),
+  );
   await run(
     'scale-out',
     `7 scale-out: in-process vs NATS JetStream with ${o.scaleWorkers.join(', ')} workers`,
