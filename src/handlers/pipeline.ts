@@ -226,10 +226,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         if (left !== undefined) {
           recovered.delete(event.id);
           replies = left;
-          log.info(
-            { event_id: event.id, platform: event.platform, replies: left.length },
-            're-sending replies left in flight by the previous process',
-          );
+          const fields = { event_id: event.id, platform: event.platform, replies: left.length };
+          if (adapter.idempotentSends === true) {
+            log.info(fields, 're-sending replies left in flight by the previous process');
+          } else {
+            // No idempotency key on this platform: whatever arrived before the crash arrives
+            // again (at-least-once, docs/delivery.md), so it is counted and said.
+            metrics.possibleDuplicateRepliesTotal.inc({ platform: event.platform }, left.length);
+            log.warn(
+              fields,
+              're-sending replies left in flight by the previous process without an idempotency key: the chat may see them twice',
+            );
+          }
         } else {
           replies = await handler.handle(event, controller.signal);
           latency.observe((performance.now() - started) / 1000);

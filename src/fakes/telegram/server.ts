@@ -3,9 +3,11 @@
  * (fact sheet §11): `/bot<token>/<method>` with case-insensitive methods, parameters from the
  * query string, JSON or urlencoded bodies, the official envelope and error texts (HTTP status
  * = error_code, Retry-After on 429), a real long-poll wait, webhook state, chats that can be
- * blocked, kicked or migrated, and scripted faults. It records protocol violations by the
- * client (two polls at once, the offset going backwards, text over 4096 code points, a reply
- * to an unknown message without allow_sending_without_reply) and `close()` fails on them.
+ * blocked, kicked or migrated, and scripted faults. Like the platform, it keeps every update
+ * until an offset above it confirms it, however many clients come and go (a restarted gateway
+ * gets what was never confirmed). It records protocol violations by the client (two polls at
+ * once, text over 4096 code points, a reply to an unknown message without
+ * allow_sending_without_reply) and `close()` fails on them.
  */
 import { EventEmitter, once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -125,7 +127,6 @@ export class FakeTelegramServer extends EventEmitter {
   private readonly timers = new Set<NodeJS.Timeout>();
   private queue: Array<{ update_id: number; [k: string]: unknown }> = [];
   private nextUpdateId: number;
-  private lastOffset = 0;
   private inFlightPolls = 0;
   private pending: PendingPoll | null = null;
   private revoked = false;
@@ -556,12 +557,14 @@ export class FakeTelegramServer extends EventEmitter {
           : params.allowed_updates;
       if (Array.isArray(list)) this.allowedUpdates = list.map(String);
     }
-    if (offset > 0) {
-      if (offset < this.lastOffset) {
-        this.violations.push(`offset went backwards: ${offset} after ${this.lastOffset}`);
-      }
-      this.lastOffset = Math.max(this.lastOffset, offset);
-      // Calling with an offset confirms every update below it.
+    // An offset more than 10 past the newest id is not valid (the ids restarted, another
+    // server's offset): the server answers from its queue head and confirms nothing (§3.3 rule 1).
+    if (offset > this.nextUpdateId - 1 + 10) {
+      this.emit('offset-replaced', offset);
+    } else if (offset > 0) {
+      // Calling with an offset confirms every update below it. A lower offset than before is
+      // no error: the server answers from its oldest unconfirmed update (a restarted client
+      // resumes from its own persisted point, which may lag what it confirmed before).
       this.queue = this.queue.filter((u) => u.update_id >= offset);
     }
     this.emit('poll', { offset, limit, timeoutS });
