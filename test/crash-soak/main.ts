@@ -58,7 +58,7 @@ function parseOptions(argv: string[]): CrashSoakOptions {
     rate: num(values.rate, 'rate', 200),
     chats: num(values.chats, 'chats', 50),
     cliPath: CLI,
-    settleMs: 30_000,
+    settleMs: 120_000,
     progress: (line) => process.stderr.write(`crash-soak: ${line}\n`),
     keepDir: values.keep === true,
   };

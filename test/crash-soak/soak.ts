@@ -28,6 +28,8 @@ const APP_ID = '102088888';
 const CLIENT_SECRET = 'crash-soak-secret-7e2a9c';
 /** systemd's RestartSec in the unit the gateway installs. */
 const RESTART_DELAY_MS = 500;
+/** After the stream, answers that stopped coming for this long are not coming. */
+const SETTLE_QUIET_MS = 15_000;
 
 export type SoakPlatform = 'qqbot' | 'telegram';
 export const SOAK_PLATFORMS: readonly SoakPlatform[] = ['qqbot', 'telegram'];
@@ -140,6 +142,10 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   let currentRestart: RestartRecord | null = null;
   let unexpectedExits = 0;
   const restarts: RestartRecord[] = [];
+  let lastReplyAt = Date.now();
+  let repliedSinceArmed = false;
+  /** Set at each start: the next getUpdates is the new process's first. */
+  let telegramFirstPoll = false;
   /** Resolves at the first accepted reply after it is set, or after a timeout. */
   let replyWaiter: (() => void) | null = null;
 
@@ -161,6 +167,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       return;
     }
     message.accepted += 1;
+    lastReplyAt = Date.now();
+    repliedSinceArmed = true;
     if (message.accepted === 1) side.replyOrder[message.chat]!.push(message.n);
     replyWaiter?.();
     const restart = currentRestart?.platforms[side.platform];
@@ -171,6 +179,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   const sessionOf = (platform: SoakPlatform, session: 'resumed' | 'fell_back'): void => {
     const restart = currentRestart?.platforms[platform];
     if (restart !== undefined && restart.session === 'none') restart.session = session;
+    replyWaiter?.();
   };
 
   const platformsConfig: Record<string, unknown> = {};
@@ -241,6 +250,13 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     fake.on('sent', (r: { chatId: number; replyTo: number | null }) => {
       replied(side, `${r.chatId}:${r.replyTo}`);
     });
+    // A process's first poll says how it continued: at its resume point (an offset), or
+    // from the queue head (none).
+    fake.on('poll', (poll: { offset: number }) => {
+      if (!telegramFirstPoll) return;
+      telegramFirstPoll = false;
+      sessionOf('telegram', poll.offset > 0 ? 'resumed' : 'fell_back');
+    });
     env.CRASH_SOAK_TG_TOKEN = TELEGRAM_TOKEN;
     platformsConfig.telegram = {
       enabled: true,
@@ -280,11 +296,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     }
   };
 
-  /** What the gateway says about Telegram: how it resumed, which re-sends may be twice. */
+  /** What the gateway says about Telegram: which re-sends may arrive twice. */
   const onLine = (line: LogLine): void => {
-    if (line.platform === 'telegram' && line.resume_point_age_ms !== undefined) {
-      sessionOf('telegram', line.level >= 40 ? 'fell_back' : 'resumed');
-    }
     if (
       line.platform === 'telegram' &&
       line.level === 40 &&
@@ -313,6 +326,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       );
     }
     expectExit = false;
+    telegramFirstPoll = true;
     void gateway.exited.then((exit: ProcessExit) => {
       if (!expectExit) {
         unexpectedExits += 1;
@@ -325,7 +339,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   };
 
   // The restarts: seeded kinds in a seeded order. Each comes a seeded 0.2–2 s after the
-  // process it ends answered its first message, so every kill hits a gateway under load
+  // process it ends was up (a reply, and every platform's session back), so every kill hits
+  // a gateway under load
   // (however slowly a loaded machine starts node), and at a random point of its work.
   const total = options.kills + options.terms;
   const kinds: Array<'kill9' | 'term'> = [
@@ -337,13 +352,21 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
   }
   const moments = kinds.map((how) => ({ how, afterFirstReplyMs: 200 + rng.float() * 1_800 }));
+  /**
+   * Resolves once the process is up: a reply came since this was called, and every platform
+   * has its session (resumed or afresh); false after `timeoutMs`. A kill before that would
+   * only hit the re-sends a process starts with.
+   */
   const firstReplyAfter = (timeoutMs: number): Promise<boolean> =>
     new Promise((resolve) => {
+      repliedSinceArmed = false;
       const timer = setTimeout(() => {
         replyWaiter = null;
         resolve(false);
       }, timeoutMs);
       replyWaiter = () => {
+        const sessions = Object.values(currentRestart?.platforms ?? {});
+        if (!repliedSinceArmed || sessions.some((p) => p.session === 'none')) return;
         clearTimeout(timer);
         replyWaiter = null;
         resolve(true);
@@ -417,9 +440,12 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     await sleep(options.tailMs);
     streaming = false;
     await stream;
-    // Settle: wait until every message has an answer (or the deadline passes).
+    // Settle: wait until every message has an answer, or until answers stop coming for
+    // SETTLE_QUIET_MS (a slow machine still catching up is not a loss), or the deadline.
     const deadline = Date.now() + options.settleMs;
-    while (Date.now() < deadline && !allAnswered()) await sleep(100);
+    while (Date.now() < deadline && Date.now() - lastReplyAt < SETTLE_QUIET_MS && !allAnswered()) {
+      await sleep(100);
+    }
     await readState();
     expectExit = true;
     current.signal('SIGTERM');
