@@ -58,7 +58,7 @@ function parseOptions(argv: string[]): CrashSoakOptions {
     rate: num(values.rate, 'rate', 200),
     chats: num(values.chats, 'chats', 50),
     cliPath: CLI,
-    settleMs: 120_000,
+    settleMs: 600_000,
     progress: (line) => process.stderr.write(`crash-soak: ${line}\n`),
     keepDir: values.keep === true,
   };
@@ -93,7 +93,7 @@ function table(s: CrashSoakSummary): string {
   const out = [
     `seed ${s.seed}; ${s.duration_ms / 1000} s at ${s.rate} msg/s per platform over ${s.chats} chats each; ` +
       `${s.kills} SIGKILL + ${s.terms} SIGTERM, restart after 0.5 s; state file reads ${s.state_reads} (torn ${s.torn_state_reads}); ` +
-      `unexpected exits ${s.unexpected_exits}`,
+      `unexpected exits ${s.unexpected_exits}; stream end → last answer ${s.settle_ms ?? '-'} ms`,
     line(rows[0]!),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.slice(1).map(line),

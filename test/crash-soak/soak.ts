@@ -103,6 +103,8 @@ export interface CrashSoakSummary {
   platforms: Partial<Record<SoakPlatform, PlatformSummary>>;
   restarts: RestartRecord[];
   unexpected_exits: number;
+  /** End of the stream → the last answer (the last process catching up). */
+  settle_ms: number | null;
   violations: string[];
 }
 
@@ -143,6 +145,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   let unexpectedExits = 0;
   const restarts: RestartRecord[] = [];
   let lastReplyAt = Date.now();
+  let streamEndedAt = 0;
+  let settleMs: number | null = null;
   let repliedSinceArmed = false;
   /** Set at each start: the next getUpdates is the new process's first. */
   let telegramFirstPoll = false;
@@ -440,12 +444,14 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     await sleep(options.tailMs);
     streaming = false;
     await stream;
+    streamEndedAt = Date.now();
     // Settle: wait until every message has an answer, or until answers stop coming for
     // SETTLE_QUIET_MS (a slow machine still catching up is not a loss), or the deadline.
     const deadline = Date.now() + options.settleMs;
     while (Date.now() < deadline && Date.now() - lastReplyAt < SETTLE_QUIET_MS && !allAnswered()) {
       await sleep(100);
     }
+    settleMs = lastReplyAt - streamEndedAt;
     await readState();
     expectExit = true;
     current.signal('SIGTERM');
@@ -490,6 +496,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     platforms,
     restarts,
     unexpected_exits: unexpectedExits,
+    settle_ms: settleMs,
     violations,
   };
 }

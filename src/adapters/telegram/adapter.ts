@@ -83,6 +83,8 @@ export class TelegramAdapter implements Adapter {
 
   /** Telegram has no idempotency key: a reply re-sent after a crash may arrive twice. */
   readonly idempotentSends = false;
+  /** What a resume point is for: update ids are counted per bot and per Bot API server. */
+  private readonly session: Record<string, unknown>;
 
   constructor(
     readonly settings: TelegramSettings,
@@ -102,6 +104,7 @@ export class TelegramAdapter implements Adapter {
       ...(options.random === undefined ? {} : { random: options.random }),
     });
     this.deleteWebhookNext = settings.deleteWebhookOnStart;
+    this.session = { bot_id: settings.botId, server: serverId(settings.apiBase) };
   }
 
   /**
@@ -200,7 +203,7 @@ export class TelegramAdapter implements Adapter {
    * (everything unconfirmed comes again; what was answered is dropped by the answered set).
    */
   private takeResumePoint(ctx: AdapterContext): void {
-    const session = { bot_id: this.settings.botId, server: serverId(this.settings.apiBase) };
+    const session = this.session;
     const point = ctx.resumePoint;
     const same =
       point !== null &&
@@ -275,7 +278,7 @@ export class TelegramAdapter implements Adapter {
         'getUpdates answered below the offset: the server restarted its update ids',
       );
       this.offsets = new OffsetTracker();
-      ctx.saveSession({ bot_id: this.settings.botId, server: serverId(this.settings.apiBase) });
+      ctx.saveSession(this.session);
     }
     for (const update of updates) {
       // Not confirmed yet (in the pipeline): the server sends it again until it is.
