@@ -77,6 +77,7 @@ function recordingContext(): {
     resumePoint: null,
     saveSession: () => undefined,
     handledPosition: () => null,
+    whenHandled: () => Promise.resolve(),
     resumeOutcome: () => undefined,
   };
   const waitFor = (

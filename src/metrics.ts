@@ -82,6 +82,12 @@ export interface GatewayMetrics {
    */
   readonly brokerDeadLettersTotal: PlatformCounter<'reason'>;
   /**
+   * `hermes_possible_duplicate_replies_total{platform,type}`: replies a previous process left
+   * in flight, re-sent to a platform without an idempotency key (Telegram): each may have
+   * arrived before the crash and then arrives twice.
+   */
+  readonly possibleDuplicateRepliesTotal: PlatformCounter<never>;
+  /**
    * `hermes_pipeline_queued_events`: events accepted and not yet finished (queued or running),
    * read from the source `bindPipelineLoad` gave at scrape time (it changes twice per event).
    */
@@ -190,6 +196,15 @@ export function createMetrics(): GatewayMetrics {
     },
     typeOf,
   );
+  const possibleDuplicateRepliesTotal = platformCounter(
+    {
+      name: 'hermes_possible_duplicate_replies_total',
+      help: 'Replies left in flight by a previous process and re-sent without an idempotency key: each may arrive twice.',
+      labelNames: [] as const,
+      registers,
+    },
+    typeOf,
+  );
   const pipelineQueuedEvents = new Gauge({
     name: 'hermes_pipeline_queued_events',
     help: 'Inbound events accepted by the pipeline and not finished yet (waiting or running).',
@@ -263,6 +278,7 @@ export function createMetrics(): GatewayMetrics {
     deliveriesTotal,
     resumeAfterRestartTotal,
     brokerDeadLettersTotal,
+    possibleDuplicateRepliesTotal,
     pipelineQueuedEvents,
     bindPipelineLoad(load) {
       pipelineLoad = load;
@@ -325,6 +341,7 @@ export const {
   handlerErrorsTotal,
   deliveriesTotal,
   resumeAfterRestartTotal,
+  possibleDuplicateRepliesTotal,
   pipelineQueuedEvents,
 } = metrics;
 

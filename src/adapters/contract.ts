@@ -135,6 +135,13 @@ export interface AdapterContext {
    * own position still holds). Telegram confirms `getUpdates` offsets only up to it + 1.
    */
   handledPosition(): number | null;
+  /**
+   * Resolves once `handledPosition()` is at least `position` (at once when it is), when the
+   * session changes (`saveSession`), or when `signal` aborts; never rejects. Telegram waits
+   * here before its next `getUpdates`: asking again before the updates it handed on are
+   * handled would only return them again.
+   */
+  whenHandled(position: number, signal: AbortSignal): Promise<void>;
   /** Counts how a resume at `resumePoint` went (`accepted`, `refused`, `stale`). */
   resumeOutcome(result: ResumeResult): void;
 }
@@ -173,4 +180,11 @@ export interface Adapter {
    * GatewayError when the message could not be delivered within the adapter's budget.
    */
   send(message: OutboundMessage, signal?: AbortSignal): Promise<SendResult>;
+  /**
+   * True when `send` turns `OutboundMessage.idempotency` into the platform's idempotency key
+   * (QQ `msg_seq`, Discord `nonce` + `enforce_nonce`), so a reply re-sent after a restart is
+   * dropped by the platform if it had arrived. Absent or false (Telegram): a re-sent reply may
+   * arrive twice; the pipeline counts it in `hermes_possible_duplicate_replies_total`.
+   */
+  readonly idempotentSends?: boolean;
 }

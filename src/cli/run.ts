@@ -281,16 +281,32 @@ async function runInstances(
   // A write failure has ended the gateway through runner.fail already.
   commitBroker = () => void runner.commit().catch(() => undefined);
 
-  let stopping = false;
+  /** The planned stop in progress (drain, then stop the runner); awaited before the exit. */
+  // (Asserted: assigned in a signal handler, which control flow analysis does not see.)
+  let stopping = null as Promise<void> | null;
+  const drainThenStop = async (signal: NodeJS.Signals): Promise<void> => {
+    try {
+      // A planned stop loses nothing: no new event is taken, those taken get half the
+      // shutdown budget to be answered, and what is left stays above the watermark (and in
+      // the outbox) for the next process, which gets it replayed.
+      const all = await pipeline.drain(config.shutdown_timeout_ms / 2);
+      const { waiting, running } = pipeline.load;
+      if (all) log.info('stopping: every event taken was answered');
+      else {
+        log.info(
+          { waiting, running },
+          'stopping: events still in flight are left for the next process',
+        );
+      }
+    } finally {
+      runner.stop(`stop requested (${signal})`);
+    }
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, `received ${signal}`);
-    if (stopping) return;
-    stopping = true;
-    // A planned stop loses nothing: no new event is taken, those taken get half the
-    // shutdown budget to be answered, and what is left is replayed after the restart.
-    void pipeline.drain(config.shutdown_timeout_ms / 2).then((all) => {
-      if (!all) log.info('stopping: events still in flight are left for the next process');
-      runner.stop(`stop requested (${signal})`);
+    if (stopping !== null) return;
+    stopping = drainThenStop(signal).catch((err: unknown) => {
+      runner.fail(toGatewayError(err, 'GW_ERR_INTERNAL'));
     });
   };
   // An exception nobody caught means our own bug: persist `fatal` and exit 70 rather than
@@ -313,8 +329,10 @@ async function runInstances(
     );
     outcome = await runner.run();
     await control?.close();
+    // Closing the pipeline also ends a drain still waiting (a fatal came during the stop).
     await pipeline.close();
     await nats?.close();
+    await stopping;
     delivery?.close();
   } finally {
     process.off('SIGTERM', onSignal);

@@ -26,6 +26,8 @@ export class InstanceDelivery {
   /** Epoch ms of the last resume point write (queued); null when none exists. */
   private savedAt: number | null;
   private lastSaved: number | null;
+  /** whenHandled() callers, woken when the watermark reaches their position. */
+  private readonly waiters = new Set<{ position: number; wake: () => void }>();
 
   constructor(
     readonly instance: string,
@@ -46,10 +48,29 @@ export class InstanceDelivery {
     this.watermark = new HandledWatermark();
     this.lastSaved = null;
     this.write();
+    // The positions waited for belong to the old stream.
+    for (const waiter of [...this.waiters]) waiter.wake();
   }
 
   handledPosition(): number | null {
     return this.watermark.value;
+  }
+
+  /** See AdapterContext.whenHandled. */
+  whenHandled(position: number, signal: AbortSignal): Promise<void> {
+    const value = this.watermark.value;
+    if ((value !== null && value >= position) || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = { position, wake: (): void => undefined };
+      const onAbort = (): void => waiter.wake();
+      waiter.wake = () => {
+        this.waiters.delete(waiter);
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(waiter);
+    });
   }
 
   resumeOutcome(result: ResumeResult): void {
@@ -59,11 +80,13 @@ export class InstanceDelivery {
   /**
    * Follows `event`'s position; returns what the pipeline calls once the event has ended
    * (exactly once); undefined for events without a position or emitted while no session is
-   * known: they take no part in the watermark.
+   * known: they take no part in the watermark. With the store off the watermark is still
+   * followed (not persisted): Telegram confirms updates by it, and the platform's own queue
+   * then keeps what is not handled.
    */
   begin(event: InboundEvent): (() => void) | undefined {
     const position = event.position;
-    if (position === undefined || this.store === null || this.session === null) return undefined;
+    if (position === undefined || this.session === null) return undefined;
     const watermark = this.watermark;
     watermark.begin(position);
     let ended = false;
@@ -71,8 +94,16 @@ export class InstanceDelivery {
       if (ended) return;
       ended = true;
       // An event of an earlier session ends: that session can no longer be resumed.
-      if (watermark.end(position) && watermark === this.watermark) this.write();
+      if (!watermark.end(position) || watermark !== this.watermark) return;
+      this.write();
+      if (this.waiters.size > 0) this.wake();
     };
+  }
+
+  private wake(): void {
+    const value = this.watermark.value;
+    if (value === null) return;
+    for (const waiter of [...this.waiters]) if (value >= waiter.position) waiter.wake();
   }
 
   status(): DeliveryStatus {

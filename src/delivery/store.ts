@@ -61,7 +61,7 @@ export interface PendingReply {
 export type StoreHealth = 'ok' | 'failed';
 
 type Op =
-  | { kind: 'answered'; eventId: string; at: number }
+  | { kind: 'answered'; eventId: string; at: number; outbox: boolean }
   | { kind: 'intent'; reply: PendingReply; at: number };
 
 interface Statements {
@@ -103,7 +103,16 @@ export class DeliveryStore {
   private readonly points = new Map<string, ResumePoint>();
   private readonly pending: PendingReply[];
   private ops: Op[] = [];
-  private resumeWrites = new Map<string, { session: string; position: number | null }>();
+  /** Serialized once per batch at commit, not once per call. */
+  private resumeWrites = new Map<
+    string,
+    { session: Record<string, unknown>; position: number | null }
+  >();
+  /**
+   * At least the number of `answered` rows (inserts are counted, replacements too): the count
+   * bound (`max_entries`) is enforced only when this passes it, not by a scan every second.
+   */
+  private rows = 0;
   private waiters: Array<{ resolve: () => void; reject: (e: GatewayError) => void }> = [];
   private scheduled = false;
   private failure: GatewayError | null = null;
@@ -140,6 +149,7 @@ export class DeliveryStore {
       .prepare('SELECT event_id, at FROM answered WHERE at >= ? ORDER BY at ASC')
       .all(cutoff) as Array<{ event_id: string; at: number }>;
     for (const row of rows) this.answeredIds.set(row.event_id, row.at);
+    this.rows = (db.prepare('SELECT count(*) AS n FROM answered').get() as { n: number }).n;
     const points = db
       .prepare('SELECT instance, session, position, at FROM resume_points')
       .all() as Array<{
@@ -246,11 +256,17 @@ export class DeliveryStore {
     return this.committed();
   }
 
-  /** Records that `eventId` is handled (its outbox rows go); committed with the next batch. */
-  markAnswered(eventId: string): void {
+  /**
+   * Records that `eventId` is handled; committed with the next batch. `outbox`: the event has
+   * outbox rows (its replies were written), which go in the same transaction; false spares
+   * the delete of rows that do not exist (most events of a busy gateway reply nothing or are
+   * replays).
+   */
+  markAnswered(eventId: string, outbox = true): void {
     const at = this.now();
     this.answeredIds.set(eventId, at);
-    this.ops.push({ kind: 'answered', eventId, at });
+    this.ops.push({ kind: 'answered', eventId, at, outbox });
+    this.rows += 1;
     this.schedule();
   }
 
@@ -260,7 +276,7 @@ export class DeliveryStore {
     session: Record<string, unknown>,
     position: number | null,
   ): void {
-    this.resumeWrites.set(instance, { session: JSON.stringify(session), position });
+    this.resumeWrites.set(instance, { session, position });
     this.schedule();
   }
 
@@ -324,7 +340,7 @@ export class DeliveryStore {
         for (const op of ops) {
           if (op.kind === 'answered') {
             this.st.answer.run(op.eventId, op.at);
-            this.st.dropOutbox.run(op.eventId);
+            if (op.outbox) this.st.dropOutbox.run(op.eventId);
           } else {
             const r = op.reply;
             this.st.intent.run(
@@ -340,12 +356,15 @@ export class DeliveryStore {
           }
         }
         for (const [instance, point] of resumeWrites) {
-          this.st.resume.run(instance, point.session, point.position, now);
+          this.st.resume.run(instance, JSON.stringify(point.session), point.position, now);
         }
         if (now - this.lastPruneMs >= PRUNE_INTERVAL_MS) {
           this.lastPruneMs = now;
-          this.st.pruneAge.run(now - this.rememberMs);
-          this.st.pruneCount.run(this.maxEntries);
+          this.rows -= this.st.pruneAge.run(now - this.rememberMs).changes;
+          if (this.rows > this.maxEntries) {
+            this.st.pruneCount.run(this.maxEntries);
+            this.rows = this.maxEntries;
+          }
         }
       })();
       this.commits += 1;

@@ -121,6 +121,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const endings = new Map<string, Array<() => void>>();
   /** Replies a previous process left in flight, by event id: sent instead of the handler's. */
   const recovered = new Map<string, PendingReply[]>();
+  /** Whether the previous process left replies to re-send (only then can a replay queue behind one). */
+  let resent = false;
   let draining = false;
   /** Conversations with waiting events and nothing running, in the order they became ready. */
   const ready: Conversation[] = [];
@@ -205,6 +207,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   async function handleEvent(conversation: Conversation, event: InboundEvent): Promise<void> {
     /** Whether the event ended (answered, failed with a code); false when cut short. */
     let ended = true;
+    /** Whether the event has outbox rows (replies written, or left by the previous process). */
+    let outbox = false;
     try {
       const adapter = adapters.get(event.platform);
       if (!adapter) {
@@ -214,7 +218,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         );
         return;
       }
-      if (store?.isAnswered(event.id)) {
+      if (resent && store?.isAnswered(event.id)) {
         // A replay queued behind the re-send of its own in-flight replies.
         metrics.duplicatesDroppedTotal.inc(event.platform);
         return;
@@ -226,10 +230,19 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         if (left !== undefined) {
           recovered.delete(event.id);
           replies = left;
-          log.info(
-            { event_id: event.id, platform: event.platform, replies: left.length },
-            're-sending replies left in flight by the previous process',
-          );
+          outbox = true;
+          const fields = { event_id: event.id, platform: event.platform, replies: left.length };
+          if (adapter.idempotentSends === true) {
+            log.info(fields, 're-sending replies left in flight by the previous process');
+          } else {
+            // No idempotency key on this platform: whatever arrived before the crash arrives
+            // again (at-least-once, docs/delivery.md), so it is counted and said.
+            metrics.possibleDuplicateRepliesTotal.inc({ platform: event.platform }, left.length);
+            log.warn(
+              fields,
+              're-sending replies left in flight by the previous process without an idempotency key: the chat may see them twice',
+            );
+          }
         } else {
           replies = await handler.handle(event, controller.signal);
           latency.observe((performance.now() - started) / 1000);
@@ -254,6 +267,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       if (store !== null && left === undefined && replies.length > 0) {
         // The idempotency keys are on disk before the first attempt: a crash from here on
         // re-sends these very replies, which the platform drops if they arrived.
+        outbox = true;
         try {
           await store.writeIntents(
             replies.map((reply, ordinal) => ({
@@ -300,7 +314,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       log.error({ code: 'GW_ERR_INTERNAL', event_id: event.id }, `pipeline bug: ${String(err)}`);
     } finally {
       if (ended) {
-        store?.markAnswered(event.id);
+        store?.markAnswered(event.id, outbox);
         end(event.id);
       } else endings.delete(event.id);
       running -= 1;
@@ -397,6 +411,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       else list.push(reply);
     }
     for (const [id, replies] of byEvent) {
+      resent = true;
       const first = replies[0]!;
       recovered.set(id, replies);
       accept(

@@ -205,6 +205,7 @@ export class AdapterHost {
       resumePoint: this.delivery.resumePoint,
       saveSession: (session) => this.delivery.saveSession(session),
       handledPosition: () => this.delivery.handledPosition(),
+      whenHandled: (position, signal) => this.delivery.whenHandled(position, signal),
       resumeOutcome: (result) => this.delivery.resumeOutcome(result),
     };
   }

@@ -72,6 +72,7 @@ await test('metrics', async (t) => {
       'hermes_handler_latency_seconds',
       'hermes_inbound_events_total',
       'hermes_pipeline_queued_events',
+      'hermes_possible_duplicate_replies_total',
       'hermes_queue_overflow_total',
       'hermes_reconnects_total',
       'hermes_resume_after_restart_total',

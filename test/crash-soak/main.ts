@@ -2,15 +2,21 @@
  * Entry point of the crash soak (scripts/crash-soak runs the built copy of this file):
  *
  *   node dist/test/crash-soak/main.js [--seed N] [--kills K] [--terms T] [--tail-seconds S]
- *     [--rate R] [--chats C] [--keep]
+ *     [--rate R] [--chats C] [--platforms qqbot,telegram] [--keep]
  *
- * Prints progress on stderr, then a table and one JSON line `{"crash_soak_summary":true,...}`
- * on stdout. Exits 0 only when no invariant was violated, 1 when one was, 2 on bad arguments.
+ * Prints progress on stderr, then a table (a column per platform) and one JSON line
+ * `{"crash_soak_summary":true,...}` on stdout. Exits 0 only when no invariant was violated, 1 when one was, 2 on bad arguments.
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killAllGateways } from '../chaos/gateway-process.js';
-import { runCrashSoak, type CrashSoakOptions, type CrashSoakSummary } from './soak.js';
+import {
+  runCrashSoak,
+  SOAK_PLATFORMS,
+  type CrashSoakOptions,
+  type CrashSoakSummary,
+  type SoakPlatform,
+} from './soak.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -24,6 +30,7 @@ function parseOptions(argv: string[]): CrashSoakOptions {
       terms: { type: 'string' },
       rate: { type: 'string' },
       chats: { type: 'string' },
+      platforms: { type: 'string' },
       keep: { type: 'boolean' },
     },
   });
@@ -33,10 +40,17 @@ function parseOptions(argv: string[]): CrashSoakOptions {
     if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number`);
     return n;
   };
+  const platforms = (values.platforms ?? SOAK_PLATFORMS.join(',')).split(',');
+  for (const p of platforms) {
+    if (!SOAK_PLATFORMS.includes(p as SoakPlatform)) {
+      throw new Error(`--platforms: ${p} is not one of ${SOAK_PLATFORMS.join(', ')}`);
+    }
+  }
   const kills = num(values.kills, 'kills', 50);
   const terms = num(values.terms, 'terms', 10);
   return {
     seed: num(values.seed, 'seed', Date.now() % 1_000_000),
+    platforms: platforms as SoakPlatform[],
     upTimeoutMs: 30_000,
     tailMs: num(values['tail-seconds'], 'tail-seconds', 3) * 1000,
     kills,
@@ -44,33 +58,47 @@ function parseOptions(argv: string[]): CrashSoakOptions {
     rate: num(values.rate, 'rate', 200),
     chats: num(values.chats, 'chats', 50),
     cliPath: CLI,
-    settleMs: 30_000,
+    settleMs: 600_000,
     progress: (line) => process.stderr.write(`crash-soak: ${line}\n`),
     keepDir: values.keep === true,
   };
 }
 
 function table(s: CrashSoakSummary): string {
-  const rows: Array<[string, string]> = [
-    ['seed', String(s.seed)],
-    ['duration', `${s.duration_ms / 1000} s at ${s.rate} msg/s over ${s.chats} chats`],
-    ['restarts', `${s.kills} SIGKILL + ${s.terms} SIGTERM`],
-    ['sent', String(s.sent)],
-    ['answered', String(s.answered)],
-    ['lost', String(s.lost)],
-    ['duplicates', String(s.duplicates)],
-    ['per-chat order violations', String(s.order_violations)],
-    ['state file reads (torn)', `${s.state_reads} (${s.torn_state_reads})`],
-    ['resume accepted / fell back', `${s.resumes_accepted} / ${s.fell_back_to_identify}`],
-    ['re-sends deduplicated (40054005)', String(s.deduplicated_resends)],
+  const names = Object.keys(s.platforms) as SoakPlatform[];
+  const per = (
+    f: (p: NonNullable<CrashSoakSummary['platforms'][SoakPlatform]>) => string,
+  ): string[] => names.map((n) => f(s.platforms[n]!));
+  const ms = (v: number | null): string => (v === null ? '-' : `${v}`);
+  const rows: string[][] = [
+    ['', ...names],
+    ['sent', ...per((p) => String(p.sent))],
+    ['answered', ...per((p) => String(p.answered))],
+    ['lost (target 0)', ...per((p) => String(p.lost))],
+    ['duplicates (target 0 on QQ; counted on Telegram)', ...per((p) => String(p.duplicates))],
+    ['  announced possible duplicates', ...per((p) => String(p.announced_duplicates))],
+    ['  re-sends refused as sent (40054005)', ...per((p) => String(p.deduplicated_resends))],
+    ['per-chat order violations', ...per((p) => String(p.order_violations))],
+    ['resume accepted / fell back', ...per((p) => `${p.resumes_accepted} / ${p.fell_back}`)],
     [
-      'restart → first reply (median / p95 / max)',
-      `${s.first_reply_ms.median ?? '-'} / ${s.first_reply_ms.p95 ?? '-'} / ${s.first_reply_ms.max ?? '-'} ms`,
+      'restart → first reply, median / p95 / max (ms)',
+      ...per(
+        (p) =>
+          `${ms(p.first_reply_ms.median)} / ${ms(p.first_reply_ms.p95)} / ${ms(p.first_reply_ms.max)}`,
+      ),
     ],
-    ['unexpected exits', String(s.unexpected_exits)],
   ];
-  const width = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v} |`).join('\n');
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  const out = [
+    `seed ${s.seed}; ${s.duration_ms / 1000} s at ${s.rate} msg/s per platform over ${s.chats} chats each; ` +
+      `${s.kills} SIGKILL + ${s.terms} SIGTERM, restart after 0.5 s; state file reads ${s.state_reads} (torn ${s.torn_state_reads}); ` +
+      `unexpected exits ${s.unexpected_exits}; stream end → last answer ${s.settle_ms ?? '-'} ms`,
+    line(rows[0]!),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ];
+  return out.join('\n');
 }
 
 let options: CrashSoakOptions;

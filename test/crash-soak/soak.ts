@@ -1,31 +1,43 @@
 /**
- * The crash soak (GitHub issue 15): the built gateway CLI with the echo handler against the
- * fake QQ server, which sends a steady stream of C2C messages over many chats, while the
- * gateway is killed with SIGKILL at seeded random moments (and stopped with SIGTERM a few
- * times) and restarted 0.5 s after each exit, as systemd's RestartSec would.
+ * The crash soak (GitHub issue 15): the built gateway CLI with the echo handler and two
+ * instances, `qqbot` against the fake QQ server and `telegram` against the fake Bot API, each
+ * fake sending a steady stream over many chats, while the gateway is killed with SIGKILL at
+ * seeded random moments (and stopped with SIGTERM a few times) and restarted 0.5 s after each
+ * exit, as systemd's RestartSec would. Both platforms share one gateway, as a user's bots do:
+ * every restart hits both, and both resume at once.
  *
- * Invariants, checked at the end: every message the fake sent is answered, exactly once (one
- * accepted reply per msg_id); each chat's replies come in the order of its messages; the
- * state file parses whenever it is read (after every kill too). Pieces shared with the chaos
- * soak: the gateway process wrapper and the seeded PRNG.
+ * Invariants, checked at the end, per platform: every message the fake sent is answered; on
+ * QQ exactly once (one accepted reply per msg_id); on Telegram at least once, each duplicate
+ * announced by the gateway (its "without an idempotency key" re-send lines, which
+ * hermes_possible_duplicate_replies_total counts); each chat's first replies come in the
+ * order of its messages; the state file parses whenever it is read (after every kill too).
+ * Pieces shared with the chaos soak: the gateway process wrapper and the seeded PRNG.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { GatewayProcess, type ProcessExit } from '../chaos/gateway-process.js';
+import { GatewayProcess, type LogLine, type ProcessExit } from '../chaos/gateway-process.js';
 import { Rng } from '../chaos/prng.js';
 import { FakeQQServer } from '../../src/fakes/qq/server.js';
+import { FakeTelegramServer } from '../../src/fakes/telegram/server.js';
 import { sandboxEnv } from '../support/spawn-gateway.js';
 
 const APP_ID = '102088888';
 const CLIENT_SECRET = 'crash-soak-secret-7e2a9c';
 /** systemd's RestartSec in the unit the gateway installs. */
 const RESTART_DELAY_MS = 500;
+/** After the stream, answers that stopped coming for this long are not coming. */
+const SETTLE_QUIET_MS = 15_000;
+
+export type SoakPlatform = 'qqbot' | 'telegram';
+export const SOAK_PLATFORMS: readonly SoakPlatform[] = ['qqbot', 'telegram'];
 
 export interface CrashSoakOptions {
   seed: number;
+  /** The instances of the gateway under test (both by default). */
+  platforms: readonly SoakPlatform[];
   /** How long a restarted gateway may take to answer its first message. */
   upTimeoutMs: number;
   /** How long the stream goes on after the last restart. */
@@ -33,7 +45,7 @@ export interface CrashSoakOptions {
   /** SIGKILLs and SIGTERMs spread over the run. */
   kills: number;
   terms: number;
-  /** Messages per second, over `chats` chats. */
+  /** Messages per second per platform, over `chats` chats each. */
   rate: number;
   chats: number;
   cliPath: string;
@@ -43,14 +55,35 @@ export interface CrashSoakOptions {
   keepDir: boolean;
 }
 
+/** How one platform came back after one restart. */
+export interface PlatformRestart {
+  /** Spawn → first accepted reply of the next process (ms); null when none came. */
+  firstReplyMs: number | null;
+  /** How the next process continued: at the resume point, or afresh (gap not replayed). */
+  session: 'resumed' | 'fell_back' | 'none';
+}
+
 export interface RestartRecord {
   how: 'kill9' | 'term';
   at: number;
-  /** Spawn → first accepted reply of the next process (ms); null when none came. */
-  firstReplyMs: number | null;
-  /** How the next process got its session: resumed at the point, or identified afresh. */
-  session: 'resumed' | 'identified' | 'none';
   exitCode: number | null;
+  platforms: Partial<Record<SoakPlatform, PlatformRestart>>;
+}
+
+export interface PlatformSummary {
+  sent: number;
+  answered: number;
+  lost: number;
+  /** Replies beyond the first per message (QQ: must be 0; Telegram: counted). */
+  duplicates: number;
+  /** Telegram: re-sent replies the gateway announced as possible duplicates. */
+  announced_duplicates: number;
+  /** QQ: re-sends the platform refused as already sent (40054005). */
+  deduplicated_resends: number;
+  order_violations: number;
+  resumes_accepted: number;
+  fell_back: number;
+  first_reply_ms: { median: number | null; p95: number | null; max: number | null };
 }
 
 export interface CrashSoakSummary {
@@ -59,21 +92,19 @@ export interface CrashSoakSummary {
   duration_ms: number;
   rate: number;
   chats: number;
+  /** Totals over the platforms. */
   sent: number;
   answered: number;
   lost: number;
-  duplicates: number;
-  order_violations: number;
   torn_state_reads: number;
   state_reads: number;
   kills: number;
   terms: number;
-  resumes_accepted: number;
-  fell_back_to_identify: number;
-  deduplicated_resends: number;
-  first_reply_ms: { median: number | null; p95: number | null; max: number | null };
+  platforms: Partial<Record<SoakPlatform, PlatformSummary>>;
   restarts: RestartRecord[];
   unexpected_exits: number;
+  /** End of the stream → the last answer (the last process catching up). */
+  settle_ms: number | null;
   violations: string[];
 }
 
@@ -83,83 +114,176 @@ interface Message {
   accepted: number;
 }
 
+/** One platform's fake, stream and tally inside the soak. */
+interface Side {
+  readonly platform: SoakPlatform;
+  readonly messages: Map<string, Message>;
+  /** Per chat: the message numbers of its first accepted replies, in arrival order. */
+  readonly replyOrder: number[][];
+  sent: number;
+  dedupResends: number;
+  announced: number;
+  /** Sends one message of chat `chat`, number `n`. */
+  send(chat: number, n: number): void;
+  close(): Promise<void>;
+}
+
+/** A bot id of its own: credential locks are machine-wide, and tests use the fake's default. */
+const TELEGRAM_TOKEN = '7990001515:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_soak';
+/** Telegram chat ids of the soak: private chats 5001.. */
+const TG_CHAT_BASE = 5_001;
+
 export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoakSummary> {
   const rng = new Rng(options.seed);
   const dir = await mkdtemp(join(tmpdir(), 'hermes-crash-soak-'));
   const statePath = join(dir, 'state', 'gateway_state.json');
   const configPath = join(dir, 'config.yaml');
   const violations: string[] = [];
-  const fake = await FakeQQServer.start({
-    appId: APP_ID,
-    clientSecret: CLIENT_SECRET,
-    // Enough to replay every message of a restart gap; the window is far longer than one.
-    replayBufferSize: 200_000,
-    resumeWindowMs: 120_000,
-    maxRepliesPerMsgId: null,
-    heartbeatIntervalMs: 5_000,
+  const sides = new Map<SoakPlatform, Side>();
+  let current: GatewayProcess | null = null;
+  let currentRestart: RestartRecord | null = null;
+  let unexpectedExits = 0;
+  const restarts: RestartRecord[] = [];
+  let lastReplyAt = Date.now();
+  let streamEndedAt = 0;
+  let settleMs: number | null = null;
+  let repliedSinceArmed = false;
+  /** Set at each start: the next getUpdates is the new process's first. */
+  let telegramFirstPoll = false;
+  /** Resolves at the first accepted reply after it is set, or after a timeout. */
+  let replyWaiter: (() => void) | null = null;
+
+  const newSide = (platform: SoakPlatform, send: Side['send'], close: Side['close']): Side => ({
+    platform,
+    messages: new Map(),
+    replyOrder: Array.from({ length: options.chats }, () => []),
+    sent: 0,
+    dedupResends: 0,
+    announced: 0,
+    send,
+    close,
   });
+  /** An accepted reply to `key` on `side`. */
+  const replied = (side: Side, key: string): void => {
+    const message = side.messages.get(key);
+    if (message === undefined) {
+      violations.push(`${side.platform}: reply to an unknown message ${key}`);
+      return;
+    }
+    message.accepted += 1;
+    lastReplyAt = Date.now();
+    repliedSinceArmed = true;
+    if (message.accepted === 1) side.replyOrder[message.chat]!.push(message.n);
+    replyWaiter?.();
+    const restart = currentRestart?.platforms[side.platform];
+    if (restart !== undefined && restart.firstReplyMs === null && current !== null) {
+      restart.firstReplyMs = Date.now() - current.startedAt;
+    }
+  };
+  const sessionOf = (platform: SoakPlatform, session: 'resumed' | 'fell_back'): void => {
+    const restart = currentRestart?.platforms[platform];
+    if (restart !== undefined && restart.session === 'none') restart.session = session;
+    replyWaiter?.();
+  };
+
+  const platformsConfig: Record<string, unknown> = {};
+  const env: Record<string, string> = {};
+  let qq: FakeQQServer | null = null;
+  if (options.platforms.includes('qqbot')) {
+    const fake = await FakeQQServer.start({
+      appId: APP_ID,
+      clientSecret: CLIENT_SECRET,
+      // Enough to replay every message of a restart gap; the window is far longer than one.
+      replayBufferSize: 200_000,
+      resumeWindowMs: 120_000,
+      maxRepliesPerMsgId: null,
+      heartbeatIntervalMs: 5_000,
+    });
+    qq = fake;
+    const side = newSide(
+      'qqbot',
+      (chat, n) => {
+        const record = fake.dispatchC2CMessage({
+          content: `c${chat} m${n}`,
+          userOpenid: `CHAT${chat}`,
+        });
+        side.messages.set(record.d.id, { chat, n, accepted: 0 });
+      },
+      () => fake.close(),
+    );
+    sides.set('qqbot', side);
+    fake.on('send-request', (r) => {
+      const body = r.body as { msg_id?: string } | undefined;
+      const response = r.response as { code?: number } | undefined;
+      if (!r.accepted) {
+        if (response?.code === 40054005) side.dedupResends += 1;
+        return;
+      }
+      replied(side, String(body?.msg_id));
+    });
+    fake.on('resume', (r) => {
+      if (r.accepted) sessionOf('qqbot', 'resumed');
+    });
+    fake.on('identify', (r) => {
+      if (r.accepted) sessionOf('qqbot', 'fell_back');
+    });
+    env.CRASH_SOAK_SECRET = CLIENT_SECRET;
+    platformsConfig.qqbot = {
+      enabled: true,
+      app_id: APP_ID,
+      client_secret: '${CRASH_SOAK_SECRET}',
+      token_url: fake.tokenUrl,
+      api_base: fake.apiBase,
+      reconnect: { backoff_ms: [100, 200, 400], max_attempts: 20 },
+    };
+  }
+  if (options.platforms.includes('telegram')) {
+    const fake = await FakeTelegramServer.start({ token: TELEGRAM_TOKEN });
+    const side = newSide(
+      'telegram',
+      (chat, n) => {
+        const id = TG_CHAT_BASE + chat;
+        const { messageId } = fake.message(`c${chat} m${n}`, {
+          chat: { id, type: 'private', first_name: `U${chat}` },
+        });
+        side.messages.set(`${id}:${messageId}`, { chat, n, accepted: 0 });
+      },
+      () => fake.close(),
+    );
+    sides.set('telegram', side);
+    fake.on('sent', (r: { chatId: number; replyTo: number | null }) => {
+      replied(side, `${r.chatId}:${r.replyTo}`);
+    });
+    // A process's first poll says how it continued: at its resume point (an offset), or
+    // from the queue head (none).
+    fake.on('poll', (poll: { offset: number }) => {
+      if (!telegramFirstPoll) return;
+      telegramFirstPoll = false;
+      sessionOf('telegram', poll.offset > 0 ? 'resumed' : 'fell_back');
+    });
+    env.CRASH_SOAK_TG_TOKEN = TELEGRAM_TOKEN;
+    platformsConfig.telegram = {
+      enabled: true,
+      token: '${CRASH_SOAK_TG_TOKEN}',
+      api_base: fake.apiBase,
+      polling: { timeout_s: 5 },
+      reconnect: { backoff_ms: [100, 200, 400], max_attempts: 20 },
+      // The fake does not rate limit; the soak's rate is far above Telegram's real limits.
+      send: { private_interval_ms: 0, group_interval_ms: 0, global_interval_ms: 0 },
+    };
+  }
   const config = {
     state_file: statePath,
     log_level: 'info',
     shutdown_timeout_ms: 4_000,
     heartbeat_interval_ms: 1_000,
     handler: { type: 'echo', concurrency: 32, queue_limit: 1_000, max_queued_events: 50_000 },
-    platforms: {
-      qqbot: {
-        enabled: true,
-        app_id: APP_ID,
-        client_secret: '${CRASH_SOAK_SECRET}',
-        token_url: fake.tokenUrl,
-        api_base: fake.apiBase,
-        reconnect: { backoff_ms: [100, 200, 400], max_attempts: 20 },
-      },
-    },
+    platforms: platformsConfig,
   };
   await writeFile(configPath, stringify(config), { mode: 0o600 });
-  const env = sandboxEnv(dir, { CRASH_SOAK_SECRET: CLIENT_SECRET });
+  const gatewayEnv = sandboxEnv(dir, env);
 
-  const messages = new Map<string, Message>();
-  /** Per chat: the message numbers of its accepted replies, in the order they arrived. */
-  const replyOrder: number[][] = Array.from({ length: options.chats }, () => []);
-  const counters = { sent: 0, dedupResends: 0, resumes: 0, identifies: 0, torn: 0, reads: 0 };
-  let current: GatewayProcess | null = null;
-  let currentRestart: RestartRecord | null = null;
-  let unexpectedExits = 0;
-  const restarts: RestartRecord[] = [];
-
-  fake.on('send-request', (r) => {
-    const body = r.body as { msg_id?: string; content?: string } | undefined;
-    const response = r.response as { code?: number } | undefined;
-    if (!r.accepted) {
-      if (response?.code === 40054005) counters.dedupResends += 1;
-      return;
-    }
-    const message = body?.msg_id === undefined ? undefined : messages.get(body.msg_id);
-    if (message === undefined) {
-      violations.push(`reply to an unknown msg_id ${String(body?.msg_id)}`);
-      return;
-    }
-    message.accepted += 1;
-    if (message.accepted === 1) replyOrder[message.chat]!.push(message.n);
-    replyWaiter?.();
-    if (currentRestart !== null && currentRestart.firstReplyMs === null && current !== null) {
-      currentRestart.firstReplyMs = Date.now() - current.startedAt;
-    }
-  });
-  fake.on('resume', (r) => {
-    if (r.accepted) counters.resumes += 1;
-    if (currentRestart !== null && currentRestart.session === 'none' && r.accepted) {
-      currentRestart.session = 'resumed';
-    }
-  });
-  fake.on('identify', (r) => {
-    if (!r.accepted) return;
-    counters.identifies += 1;
-    if (currentRestart !== null && currentRestart.session === 'none') {
-      currentRestart.session = 'identified';
-    }
-  });
-
+  const counters = { torn: 0, reads: 0 };
   const readState = async (): Promise<void> => {
     let text: string;
     try {
@@ -176,14 +300,27 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     }
   };
 
+  /** What the gateway says about Telegram: which re-sends may arrive twice. */
+  const onLine = (line: LogLine): void => {
+    if (
+      line.platform === 'telegram' &&
+      line.level === 40 &&
+      typeof line.replies === 'number' &&
+      typeof line.event_id === 'string'
+    ) {
+      sides.get('telegram')!.announced += line.replies;
+    }
+  };
+
   let expectExit = false;
   const start = (): GatewayProcess => {
     const lines: string[] = [];
     const gateway = new GatewayProcess(
       options.cliPath,
       ['run', '--config', configPath],
-      env,
-      (_line, raw) => {
+      gatewayEnv,
+      (line, raw) => {
+        onLine(line);
         if (options.keepDir) lines.push(raw);
       },
     );
@@ -193,6 +330,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       );
     }
     expectExit = false;
+    telegramFirstPoll = true;
     void gateway.exited.then((exit: ProcessExit) => {
       if (!expectExit) {
         unexpectedExits += 1;
@@ -205,7 +343,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   };
 
   // The restarts: seeded kinds in a seeded order. Each comes a seeded 0.2–2 s after the
-  // process it ends answered its first message, so every kill hits a gateway under load
+  // process it ends was up (a reply, and every platform's session back), so every kill hits
+  // a gateway under load
   // (however slowly a loaded machine starts node), and at a random point of its work.
   const total = options.kills + options.terms;
   const kinds: Array<'kill9' | 'term'> = [
@@ -217,15 +356,21 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
   }
   const moments = kinds.map((how) => ({ how, afterFirstReplyMs: 200 + rng.float() * 1_800 }));
-  /** Resolves at the first accepted reply after `since`, or after `timeoutMs`. */
-  let replyWaiter: (() => void) | null = null;
+  /**
+   * Resolves once the process is up: a reply came since this was called, and every platform
+   * has its session (resumed or afresh); false after `timeoutMs`. A kill before that would
+   * only hit the re-sends a process starts with.
+   */
   const firstReplyAfter = (timeoutMs: number): Promise<boolean> =>
     new Promise((resolve) => {
+      repliedSinceArmed = false;
       const timer = setTimeout(() => {
         replyWaiter = null;
         resolve(false);
       }, timeoutMs);
       replyWaiter = () => {
+        const sessions = Object.values(currentRestart?.platforms ?? {});
+        if (!repliedSinceArmed || sessions.some((p) => p.session === 'none')) return;
         clearTimeout(timer);
         replyWaiter = null;
         resolve(true);
@@ -234,28 +379,27 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
 
   const t0 = Date.now();
   current = start();
-  // The stream: as many messages as the rate owes since t0, checked every 10 ms.
+  // The stream: as many messages per platform as the rate owes since it began, every 10 ms.
   let streaming = true;
   const stream = (async () => {
-    // The fake needs a session before it can dispatch: wait for the first READY.
-    while (fake.currentSessionId === null && streaming) await sleep(20);
+    // The QQ fake needs a session before it can dispatch: wait for the first READY. Telegram
+    // queues updates until they are confirmed, like the platform.
+    while (qq !== null && qq.currentSessionId === null && streaming) await sleep(20);
     const began = Date.now();
     while (streaming) {
       const owed = Math.floor(((Date.now() - began) / 1000) * options.rate);
-      while (counters.sent < owed) {
-        const chat = counters.sent % options.chats;
-        const n = Math.floor(counters.sent / options.chats);
-        const record = fake.dispatchC2CMessage({
-          content: `c${chat} m${n}`,
-          userOpenid: `CHAT${chat}`,
-        });
-        messages.set(record.d.id, { chat, n, accepted: 0 });
-        counters.sent += 1;
+      for (const side of sides.values()) {
+        while (side.sent < owed) {
+          side.send(side.sent % options.chats, Math.floor(side.sent / options.chats));
+          side.sent += 1;
+        }
       }
       await sleep(10);
     }
   })();
 
+  const allAnswered = (): boolean =>
+    [...sides.values()].every((side) => [...side.messages.values()].every((m) => m.accepted > 0));
   try {
     for (const moment of moments) {
       if (!(await firstReplyAfter(options.upTimeoutMs))) {
@@ -267,9 +411,10 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       const record: RestartRecord = {
         how: moment.how,
         at: Date.now() - t0,
-        firstReplyMs: null,
-        session: 'none',
         exitCode: null,
+        platforms: Object.fromEntries(
+          [...sides.keys()].map((p) => [p, { firstReplyMs: null, session: 'none' }]),
+        ),
       };
       gateway.signal(moment.how === 'kill9' ? 'SIGKILL' : 'SIGTERM');
       const exit = await Promise.race([gateway.exited, sleep(15_000).then(() => null)]);
@@ -283,11 +428,15 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       }
       await readState();
       await sleep(RESTART_DELAY_MS);
-      current = start();
       currentRestart = record;
+      current = start();
       restarts.push(record);
       options.progress(
-        `${Math.round((Date.now() - t0) / 1000)} s: ${moment.how} #${restarts.length}/${total}, sent ${counters.sent}`,
+        `${Math.round((Date.now() - t0) / 1000)} s: ${moment.how} #${restarts.length}/${total}, sent ${[
+          ...sides.values(),
+        ]
+          .map((side) => `${side.platform} ${side.sent}`)
+          .join(', ')}`,
       );
     }
     // The last process works under the stream for a while too, then the stream ends.
@@ -295,12 +444,14 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     await sleep(options.tailMs);
     streaming = false;
     await stream;
-    // Settle: wait until every message has an answer (or the deadline passes).
+    streamEndedAt = Date.now();
+    // Settle: wait until every message has an answer, or until answers stop coming for
+    // SETTLE_QUIET_MS (a slow machine still catching up is not a loss), or the deadline.
     const deadline = Date.now() + options.settleMs;
-    while (Date.now() < deadline) {
-      if ([...messages.values()].every((m) => m.accepted > 0)) break;
+    while (Date.now() < deadline && Date.now() - lastReplyAt < SETTLE_QUIET_MS && !allAnswered()) {
       await sleep(100);
     }
+    settleMs = lastReplyAt - streamEndedAt;
     await readState();
     expectExit = true;
     current.signal('SIGTERM');
@@ -313,33 +464,79 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     expectExit = true;
     current?.signal('SIGKILL');
     await current?.exited;
-    await fake.close();
+    for (const side of sides.values()) {
+      try {
+        await side.close();
+      } catch (err) {
+        violations.push(`${side.platform} fake: ${(err as Error).message}`);
+      }
+    }
     if (options.keepDir) options.progress(`kept ${dir}`);
     else await rm(dir, { recursive: true, force: true });
   }
 
+  const platforms: Partial<Record<SoakPlatform, PlatformSummary>> = {};
+  for (const side of sides.values()) {
+    platforms[side.platform] = tally(side, restarts, violations);
+  }
+  const all = Object.values(platforms);
+  return {
+    crash_soak_summary: true,
+    seed: options.seed,
+    duration_ms: Date.now() - t0,
+    rate: options.rate,
+    chats: options.chats,
+    sent: all.reduce((n, p) => n + p.sent, 0),
+    answered: all.reduce((n, p) => n + p.answered, 0),
+    lost: all.reduce((n, p) => n + p.lost, 0),
+    torn_state_reads: counters.torn,
+    state_reads: counters.reads,
+    kills: restarts.filter((r) => r.how === 'kill9').length,
+    terms: restarts.filter((r) => r.how === 'term').length,
+    platforms,
+    restarts,
+    unexpected_exits: unexpectedExits,
+    settle_ms: settleMs,
+    violations,
+  };
+}
+
+/** One platform's figures; its invariant violations go to `violations`. */
+function tally(side: Side, restarts: RestartRecord[], violations: string[]): PlatformSummary {
+  const name = side.platform;
   let lost = 0;
   let duplicates = 0;
   let answered = 0;
-  for (const m of messages.values()) {
+  for (const m of side.messages.values()) {
     if (m.accepted === 0) lost += 1;
     else answered += 1;
     if (m.accepted > 1) duplicates += m.accepted - 1;
   }
   let orderViolations = 0;
-  for (const [chat, order] of replyOrder.entries()) {
+  for (const [chat, order] of side.replyOrder.entries()) {
     for (let i = 1; i < order.length; i++) {
       if (order[i]! < order[i - 1]!) {
         orderViolations += 1;
         if (orderViolations <= 5) {
-          violations.push(`chat ${chat}: reply to m${order[i]} after m${order[i - 1]}`);
+          violations.push(`${name} chat ${chat}: reply to m${order[i]} after m${order[i - 1]}`);
         }
       }
     }
   }
-  if (lost > 0) violations.push(`${lost} messages never answered`);
-  if (duplicates > 0) violations.push(`${duplicates} duplicate replies`);
-  const latencies = restarts
+  if (lost > 0) violations.push(`${name}: ${lost} messages never answered`);
+  // QQ has an idempotency key: exactly once. Telegram has none: every duplicate must be one
+  // the gateway announced (a re-send of a reply left in flight), never a silent one.
+  if (name === 'qqbot' && duplicates > 0) violations.push(`qqbot: ${duplicates} duplicate replies`);
+  if (name === 'telegram' && duplicates > side.announced) {
+    violations.push(
+      `telegram: ${duplicates} duplicate replies, only ${side.announced} announced as possible`,
+    );
+  }
+  const mine = restarts.flatMap((r) => {
+    const p = r.platforms[name];
+    return p === undefined ? [] : [p];
+  });
+  const latencies = mine
     .map((r) => r.firstReplyMs)
     .filter((v): v is number => v !== null)
     .sort((a, b) => a - b);
@@ -348,26 +545,15 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       ? null
       : latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
   return {
-    crash_soak_summary: true,
-    seed: options.seed,
-    duration_ms: Date.now() - t0,
-    rate: options.rate,
-    chats: options.chats,
-    sent: counters.sent,
+    sent: side.sent,
     answered,
     lost,
     duplicates,
+    announced_duplicates: side.announced,
+    deduplicated_resends: side.dedupResends,
     order_violations: orderViolations,
-    torn_state_reads: counters.torn,
-    state_reads: counters.reads,
-    kills: restarts.filter((r) => r.how === 'kill9').length,
-    terms: restarts.filter((r) => r.how === 'term').length,
-    resumes_accepted: restarts.filter((r) => r.session === 'resumed').length,
-    fell_back_to_identify: restarts.filter((r) => r.session === 'identified').length,
-    deduplicated_resends: counters.dedupResends,
+    resumes_accepted: mine.filter((r) => r.session === 'resumed').length,
+    fell_back: mine.filter((r) => r.session === 'fell_back').length,
     first_reply_ms: { median: pick(0.5), p95: pick(0.95), max: latencies.at(-1) ?? null },
-    restarts,
-    unexpected_exits: unexpectedExits,
-    violations,
   };
 }

@@ -12,7 +12,7 @@ import { DeliveryStore, deliveryStorePath } from '../../src/delivery/store.js';
 import { parseHandlerConfig } from '../../src/handlers/config.js';
 import type { Handler } from '../../src/handlers/handler.js';
 import { createPipeline, type Pipeline } from '../../src/handlers/pipeline.js';
-import { createMetrics } from '../../src/metrics.js';
+import { createMetrics, type GatewayMetrics } from '../../src/metrics.js';
 import { captureLogger } from '../support/capture.js';
 import { scratchRoot } from '../support/spawn-gateway.js';
 import { GatedHandler, makeEvent, RecordingAdapter } from '../handlers/helpers.js';
@@ -54,6 +54,15 @@ async function until(predicate: () => boolean, what: string): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
   }
   assert.fail(`never happened: ${what}`);
+}
+
+async function counterValue(metrics: GatewayMetrics, name: string): Promise<number> {
+  const metric = metrics.registry.getSingleMetric(name);
+  assert.ok(metric, `metric ${name} exists`);
+  const data = await metric.get();
+  return data.values
+    .filter((v) => v.labels.platform === 'test' && v.labels.type === 'test')
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 function tracked(event: InboundEvent, ended: string[]): [InboundEvent, () => void] {
@@ -158,6 +167,53 @@ await test('pipeline with the delivery store', async (t) => {
       await p2.close();
       second.close();
       first.close();
+    },
+  );
+
+  await t.test(
+    'a re-send without an idempotency key counts as a possible duplicate and is logged; with a key it does not',
+    async () => {
+      for (const idempotent of [false, true]) {
+        const path = await freshPath();
+        const first = openStore(path);
+        await first.writeIntents(
+          ['answer one', 'answer two'].map((text, ordinal) => ({
+            eventId: 'test:left',
+            instance: 'test',
+            chat: { type: 'c2c' as const, id: 'bob' },
+            reply: {},
+            ordinal,
+            text,
+          })),
+        );
+        first.close(); // the process died mid-send
+        const second = openStore(path);
+        const adapter = Object.assign(new RecordingAdapter('test'), {
+          idempotentSends: idempotent,
+        });
+        const metrics = createMetrics();
+        const logs = captureLogger('debug');
+        const pipeline = createPipeline({
+          config: { handler: parseHandlerConfig({ type: 'echo' }) },
+          adapters: [adapter],
+          log: logs.log,
+          metrics,
+          delivery: second,
+        });
+        await until(() => adapter.sent.length === 2, 'both replies re-sent');
+        const counted = await counterValue(metrics, 'hermes_possible_duplicate_replies_total');
+        const warned = logs.lines.filter((l) => l.level === 40 && l.event_id === 'test:left');
+        if (idempotent) {
+          assert.equal(counted, 0, 'a re-send with an idempotency key is no duplicate');
+          assert.equal(warned.length, 0);
+        } else {
+          assert.equal(counted, 2, 'each re-sent reply may arrive twice');
+          assert.equal(warned.length, 1);
+          assert.equal(warned[0]!.replies, 2);
+        }
+        await pipeline.close();
+        second.close();
+      }
     },
   );
 

@@ -62,6 +62,8 @@ export interface QQBotAdapterOptions {
 export class QQBotAdapter implements Adapter {
   /** The instance name: the state file key, the event ids' prefix, the metrics' label. */
   readonly name: string;
+  /** Replies carry msg_id + msg_seq: the platform refuses a re-sent copy (send.ts). */
+  readonly idempotentSends = true;
   readonly stats: QQBotStats = {
     frames: 0,
     messages: 0,

@@ -4,6 +4,7 @@
  * budget ends in a fatal error instead of a silent stop. The only file that calls
  * `transition()`. `run()` resolves only after its signal aborts.
  */
+import { createHash } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type {
   Adapter,
@@ -18,7 +19,13 @@ import type { TelegramSettings } from './config.js';
 import './errors.js';
 import { normalizeUpdate } from './normalize.js';
 import { badResult, callError, OffsetTracker, pollRequest, type CallError } from './poller.js';
-import { parseUpdates, parseUser, type TgUpdate, type TgUser } from './protocol.js';
+import {
+  parseUpdates,
+  parseUser,
+  UPDATE_RETENTION_MS,
+  type TgUpdate,
+  type TgUser,
+} from './protocol.js';
 import { isAbort, TelegramRest } from './rest.js';
 import { Sender } from './send.js';
 
@@ -54,7 +61,7 @@ export class TelegramAdapter implements Adapter {
   private readonly rest: TelegramRest;
   private readonly sender: Sender;
   private readonly backoff: Backoff;
-  private readonly offsets = new OffsetTracker();
+  private offsets = new OffsetTracker();
   private log: Logger = pino({ level: 'silent' });
   private ctx: AdapterContext | null = null;
   private me: TgUser | null = null;
@@ -74,6 +81,11 @@ export class TelegramAdapter implements Adapter {
   private inConflictBurst = false;
   private state: 'connecting' | 'reconnecting' | 'connected' = 'connecting';
 
+  /** Telegram has no idempotency key: a reply re-sent after a crash may arrive twice. */
+  readonly idempotentSends = false;
+  /** What a resume point is for: update ids are counted per bot and per Bot API server. */
+  private readonly session: Record<string, unknown>;
+
   constructor(
     readonly settings: TelegramSettings,
     readonly name = 'telegram',
@@ -92,6 +104,7 @@ export class TelegramAdapter implements Adapter {
       ...(options.random === undefined ? {} : { random: options.random }),
     });
     this.deleteWebhookNext = settings.deleteWebhookOnStart;
+    this.session = { bot_id: settings.botId, server: serverId(settings.apiBase) };
   }
 
   /**
@@ -111,6 +124,7 @@ export class TelegramAdapter implements Adapter {
         lastError: null,
         detail: 'get_me',
       });
+      this.takeResumePoint(ctx);
       await this.loop(ctx, signal);
     } catch (err) {
       // A crash and a stop are told apart by the signal: rethrow only if nobody asked to stop.
@@ -182,8 +196,52 @@ export class TelegramAdapter implements Adapter {
     return this.poll(ctx, signal);
   }
 
+  /**
+   * Continues where the previous process of this instance stopped: its persisted handled
+   * position, when it is for this bot on this server and younger than Telegram keeps
+   * unconfirmed updates. Otherwise a fresh position stream from the server's queue head
+   * (everything unconfirmed comes again; what was answered is dropped by the answered set).
+   */
+  private takeResumePoint(ctx: AdapterContext): void {
+    const session = this.session;
+    const point = ctx.resumePoint;
+    const same =
+      point !== null &&
+      point.session.bot_id === session.bot_id &&
+      point.session.server === session.server;
+    if (point !== null && same && point.ageMs < UPDATE_RETENTION_MS) {
+      if (point.position !== null) {
+        this.offsets = new OffsetTracker(point.position);
+        ctx.resumeOutcome('accepted');
+        this.log.info(
+          { resume_point_age_ms: point.ageMs, update_id: point.position },
+          'resuming after the last update the previous process handled',
+        );
+      }
+      return;
+    }
+    if (point !== null) {
+      ctx.resumeOutcome(same ? 'stale' : 'refused');
+      this.log.warn(
+        { resume_point_age_ms: point.ageMs, update_id: point.position },
+        same
+          ? `resume point of the previous process is ${point.ageMs} ms old, past Telegram's 24 h: starting at the oldest unconfirmed update`
+          : 'resume point of the previous process is for another bot or server: starting at the oldest unconfirmed update',
+      );
+    }
+    ctx.saveSession(session);
+  }
+
   private async poll(ctx: AdapterContext, signal: AbortSignal): Promise<CallError | null> {
-    const offset = this.offsets.next();
+    // Only handled updates are confirmed, and unconfirmed ones come back with every poll:
+    // asking while the last batch is in the pipeline would get it again at once. Wait for it,
+    // bounded, so a slow chat does not hold the others' new messages back for long.
+    const pending = this.offsets.unhandled(ctx.handledPosition());
+    if (pending !== null && !this.shortPollNext) {
+      await waitHandled(ctx, pending, this.settings.polling.handledWaitMs, signal);
+      if (signal.aborted) return null;
+    }
+    const offset = this.offsets.next(ctx.handledPosition());
     const { params, deadlineMs } = pollRequest(
       {
         ...this.settings.polling,
@@ -211,39 +269,53 @@ export class TelegramAdapter implements Adapter {
     // The server answered, so it processed the offset: everything below it is confirmed.
     this.confirmedOffset = offset;
     this.shortPollNext = false;
+    const first = updates[0];
+    if (offset !== undefined && first !== undefined && first.update_id < offset) {
+      // Ids below the offset: the server restarted its ids (a queue idle for a week, another
+      // server) and answered from its head (fact sheet §3.3 rule 1). A new position stream.
+      this.log.warn(
+        { offset, update_id: first.update_id },
+        'getUpdates answered below the offset: the server restarted its update ids',
+      );
+      this.offsets = new OffsetTracker();
+      ctx.saveSession(this.session);
+    }
     for (const update of updates) {
-      this.take(ctx, update);
-      // Confirmed with the next poll's offset, only after the pipeline took it.
-      this.offsets.taken(update.update_id);
+      // Not confirmed yet (in the pipeline): the server sends it again until it is.
+      if (this.offsets.seen(update.update_id)) continue;
+      this.offsets.taken(update.update_id, this.take(ctx, update));
     }
     return null;
   }
 
-  private take(ctx: AdapterContext, update: TgUpdate): void {
+  /** Hands one update on; true when it went to the pipeline as an event. */
+  private take(ctx: AdapterContext, update: TgUpdate): boolean {
     this.stats.updates += 1;
     const normalized = normalizeUpdate(update, this.name, this.me?.id ?? null);
     switch (normalized.kind) {
       case 'event':
         this.stats.events += 1;
-        ctx.emit(normalized.event);
+        // The update_id is the event's place in the stream: the handled watermark, the
+        // offset that confirms, and the resume point follow it.
+        ctx.emit({ ...normalized.event, position: update.update_id });
         if (normalized.callbackQueryId !== null) {
           ctx.track(
             'telegram answerCallbackQuery',
             this.answerCallback(normalized.callbackQueryId),
           );
         }
-        return;
+        return true;
       case 'ignored':
         this.stats.ignored += 1;
         this.log.debug({ update_id: update.update_id }, `update skipped: ${normalized.reason}`);
-        return;
+        return false;
       case 'malformed':
         this.stats.malformed += 1;
         this.log.warn(
           { code: 'GW_ERR_TELEGRAM_BAD_UPDATE', update_id: update.update_id },
           `update skipped: ${normalized.reason}`,
         );
-        return;
+        return false;
     }
   }
 
@@ -348,11 +420,12 @@ export class TelegramAdapter implements Adapter {
   }
 
   /**
-   * After a stop, confirms the updates taken since the last poll (getUpdates with the new
-   * offset, timeout 0, limit 1) so a successor does not get them again. Bounded; best effort.
+   * After a stop, confirms the updates handled since the last poll (getUpdates with the new
+   * offset, timeout 0, limit 1) so a successor does not get them again; those not handled
+   * stay unconfirmed for it. Bounded; best effort.
    */
   private async confirmOnStop(): Promise<void> {
-    const offset = this.offsets.next();
+    const offset = this.offsets.next(this.ctx?.handledPosition() ?? null);
     if (offset === undefined || offset === this.confirmedOffset) return;
     const timeoutMs = Math.min(this.settings.timeouts.restMs, STOP_CONFIRM_MS);
     try {
@@ -382,5 +455,32 @@ export class TelegramAdapter implements Adapter {
     if (ctx === null) return;
     await ctx.transition(state, patch);
     this.state = state;
+  }
+}
+
+/**
+ * Which Bot API server a resume point belongs to: update ids are counted per server (fact
+ * sheet §3.2). A hash, so an api_base with credentials in it is not stored.
+ */
+export function serverId(apiBase: string): string {
+  return createHash('sha256').update(apiBase).digest('hex').slice(0, 16);
+}
+
+/** Waits until `position` is handled, at most `timeoutMs`, or until `signal` aborts. */
+async function waitHandled(
+  ctx: AdapterContext,
+  position: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const bound = new AbortController();
+  const timer = setTimeout(() => bound.abort(), timeoutMs);
+  const onAbort = (): void => bound.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await ctx.whenHandled(position, bound.signal);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
   }
 }

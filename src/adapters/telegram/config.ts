@@ -14,6 +14,12 @@ export const DEFAULTS = {
     /** Long-poll seconds; the server clamps to 0-50, grammY and its runner use 30. */
     timeoutS: 30,
     limit: 100,
+    /**
+     * How long the next getUpdates waits for the updates handed on to be handled (only those
+     * are confirmed; asking sooner returns them again). Above 0.5 s: the server throttles a
+     * repeated offset within 0.5 s to limit 1 (fact sheet §3.3 rule 2).
+     */
+    handledWaitMs: 1_000,
   },
   allowedUpdates: ['message', 'edited_message', 'channel_post', 'callback_query'] as UpdateKind[],
   deleteWebhookOnStart: false,
@@ -71,6 +77,7 @@ export const telegramSchema = z
       .object({
         timeout_s: z.number().int().min(0).max(50).default(DEFAULTS.polling.timeoutS),
         limit: z.number().int().min(1).max(100).default(DEFAULTS.polling.limit),
+        handled_wait_ms: ms.default(DEFAULTS.polling.handledWaitMs),
       })
       .strict()
       .default({}),
@@ -119,7 +126,7 @@ export interface TelegramSettings {
   /** The token's non-secret part: the bot's user id. */
   botId: string;
   apiBase: string;
-  polling: { timeoutS: number; limit: number };
+  polling: { timeoutS: number; limit: number; handledWaitMs: number };
   allowedUpdates: readonly UpdateKind[];
   deleteWebhookOnStart: boolean;
   reconnect: { backoffMs: readonly number[]; maxAttempts: number; healthyAfterMs: number };
@@ -146,7 +153,11 @@ export function toSettings(config: TelegramConfig): TelegramSettings {
     token: config.token,
     botId: botIdOf(config.token),
     apiBase: config.api_base.replace(/\/+$/, ''),
-    polling: { timeoutS: config.polling.timeout_s, limit: config.polling.limit },
+    polling: {
+      timeoutS: config.polling.timeout_s,
+      limit: config.polling.limit,
+      handledWaitMs: config.polling.handled_wait_ms,
+    },
     allowedUpdates: config.allowed_updates,
     deleteWebhookOnStart: config.delete_webhook_on_start,
     reconnect: {

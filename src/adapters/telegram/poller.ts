@@ -8,26 +8,57 @@ import { pollActionFor, type PollAction, type UpdateKind } from './protocol.js';
 import type { CallOutcome } from './rest.js';
 
 /**
- * Which updates are confirmed. Today an update counts once the pipeline took it (`emit`
- * returned); the zero-loss work narrows this to "handled" by feeding `taken` from the handled
- * watermark instead, without touching the rest of the loop.
+ * Which updates are confirmed (docs/delivery.md). Telegram confirms every update below the
+ * offset of a getUpdates call, so a crash after confirming and before handling loses updates:
+ * the offset never passes the handled watermark (`handled`, from the core) while an update
+ * handed to the pipeline is unanswered. Updates the adapter skipped (unknown kinds, malformed)
+ * take no part in the watermark and are confirmed as soon as everything before them is.
+ * Updates above the offset come back with every poll until confirmed: `seen` skips them.
  */
 export class OffsetTracker {
-  private last: number | null = null;
+  /** The highest update taken (emitted or skipped) in this stream; seeded by a resume point. */
+  private lastTaken: number | null;
+  /** The first and last update handed to the pipeline in this stream. */
+  private firstEmitted: number | null = null;
+  private lastEmitted: number | null = null;
 
-  /** Records that the core took update `updateId` (updates are taken in order). */
-  taken(updateId: number): void {
-    this.last = updateId;
+  /** `resumeAt`: the handled position a previous process persisted, if it is still valid. */
+  constructor(resumeAt: number | null = null) {
+    this.lastTaken = resumeAt;
+  }
+
+  /** Whether update `updateId` was taken already (it comes again until confirmed). */
+  seen(updateId: number): boolean {
+    return this.lastTaken !== null && updateId <= this.lastTaken;
+  }
+
+  /** Records that update `updateId` was taken; `emitted` when it went to the pipeline. */
+  taken(updateId: number, emitted: boolean): void {
+    this.lastTaken = updateId;
+    if (!emitted) return;
+    this.firstEmitted ??= updateId;
+    this.lastEmitted = updateId;
+  }
+
+  /** The last update handed to the pipeline while it is not handled yet; else null. */
+  unhandled(handled: number | null): number | null {
+    if (this.lastEmitted === null || (handled !== null && handled >= this.lastEmitted)) return null;
+    return this.lastEmitted;
   }
 
   /**
-   * The offset for the next getUpdates: one past the last update taken, even when that is
-   * below an earlier offset (fact sheet §3.3 rule 1: the server may restart its ids, and
-   * keeping a higher offset then polls in a hot loop). Undefined before the first update: the
+   * The offset for the next getUpdates, given the handled watermark: one past the last update
+   * taken when everything handed on is handled, else one past the watermark (never past an
+   * unanswered update). One past the last update taken even when that is below an earlier
+   * offset (fact sheet §3.3 rule 1: the server may restart its ids, and keeping a higher
+   * offset then polls in a hot loop). Undefined before the first update of a fresh start: the
    * server starts at its oldest unconfirmed one, so a restart never skips an update.
    */
-  next(): number | undefined {
-    return this.last === null ? undefined : this.last + 1;
+  next(handled: number | null): number | undefined {
+    if (this.lastTaken === null) return undefined;
+    if (this.unhandled(handled) === null) return this.lastTaken + 1;
+    // Nothing handled yet in this stream: nothing below the first update handed on is owed.
+    return handled === null ? (this.firstEmitted ?? undefined) : handled + 1;
   }
 }
 

@@ -33,6 +33,12 @@ export const UPDATE_KINDS = [
 export type UpdateKind = (typeof UPDATE_KINDS)[number];
 
 /** `<api_base>/bot<token>/<method>`: the token is in the path, so a URL is never logged as is. */
+/**
+ * Unconfirmed updates are kept this long (fact sheet §3.2); a resume point older than this may
+ * name ids the server no longer has, so the next process starts at the server's queue head.
+ */
+export const UPDATE_RETENTION_MS = 86_400_000;
+
 export function methodUrl(apiBase: string, token: string, method: string): string {
   return `${apiBase}/bot${token}/${method}`;
 }

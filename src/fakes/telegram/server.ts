@@ -3,9 +3,11 @@
  * (fact sheet §11): `/bot<token>/<method>` with case-insensitive methods, parameters from the
  * query string, JSON or urlencoded bodies, the official envelope and error texts (HTTP status
  * = error_code, Retry-After on 429), a real long-poll wait, webhook state, chats that can be
- * blocked, kicked or migrated, and scripted faults. It records protocol violations by the
- * client (two polls at once, the offset going backwards, text over 4096 code points, a reply
- * to an unknown message without allow_sending_without_reply) and `close()` fails on them.
+ * blocked, kicked or migrated, and scripted faults. Like the platform, it keeps every update
+ * until an offset above it confirms it, however many clients come and go (a restarted gateway
+ * gets what was never confirmed). It records protocol violations by the client (two polls at
+ * once, the offset going backwards on one connection, text over 4096 code points, a reply to
+ * an unknown message without allow_sending_without_reply) and `close()` fails on them.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
@@ -143,7 +145,6 @@ export class FakeTelegramServer extends EventEmitter {
   private readonly timers = new Set<NodeJS.Timeout>();
   private queue: Array<{ update_id: number; [k: string]: unknown }> = [];
   private nextUpdateId: number;
-  private lastOffset = 0;
   /** getUpdates requests not yet answered or closed, and how each ended. */
   private readonly openPolls = new Map<
     ServerResponse,
@@ -151,6 +152,12 @@ export class FakeTelegramServer extends EventEmitter {
   >();
   /** Overlap checks still waiting for their grace period; close() runs them at once. */
   private readonly overlapChecks = new Set<() => void>();
+  /**
+   * The last offset each connection sent. A lower offset is no error across connections (a
+   * restarted client resumes from its own persisted point, which may lag what the dead process
+   * confirmed), but on one keep-alive connection it is a client that lost track of its offset.
+   */
+  private readonly offsetBySocket = new WeakMap<Socket, number>();
   private pending: PendingPoll | null = null;
   private revoked = false;
   private webhook: { url: string; secret: string | null; maxConnections: number } | null = null;
@@ -607,12 +614,18 @@ export class FakeTelegramServer extends EventEmitter {
           : params.allowed_updates;
       if (Array.isArray(list)) this.allowedUpdates = list.map(String);
     }
-    if (offset > 0) {
-      if (offset < this.lastOffset) {
-        this.violations.push(`offset went backwards: ${offset} after ${this.lastOffset}`);
+    // An offset more than 10 past the newest id is not valid (the ids restarted, another
+    // server's offset): the server answers from its queue head and confirms nothing (§3.3 rule 1).
+    if (offset > this.nextUpdateId - 1 + 10) {
+      this.emit('offset-replaced', offset);
+    } else if (offset > 0) {
+      const last = this.offsetBySocket.get(res.req.socket) ?? 0;
+      if (offset < last) {
+        this.violations.push(`offset went backwards on one connection: ${offset} after ${last}`);
       }
-      this.lastOffset = Math.max(this.lastOffset, offset);
-      // Calling with an offset confirms every update below it.
+      this.offsetBySocket.set(res.req.socket, Math.max(last, offset));
+      // Calling with an offset confirms every update below it. A lower offset than before is
+      // no error for the platform: it answers from its oldest unconfirmed update.
       this.queue = this.queue.filter((u) => u.update_id >= offset);
     }
     this.emit('poll', { offset, limit, timeoutS });

@@ -15,6 +15,7 @@ import { Secret } from '../../../src/config/secret.js';
 import { Runner, type RunOutcome } from '../../../src/runner/runner.js';
 import type { PlatformStatus, StateDocument } from '../../../src/state/schema.js';
 import { StateStore } from '../../../src/state/store.js';
+import type { DeliveryStore } from '../../../src/delivery/store.js';
 import type { Notifier } from '../../../src/systemd/notify.js';
 import {
   FakeTelegramServer,
@@ -53,6 +54,13 @@ export interface HarnessOptions {
   config?: Json;
   /** Start the runner (default true); false to script the fake first. */
   start?: boolean;
+  /**
+   * Events stay unhandled until `handle()` (the pipeline's `done`); by default each is handled
+   * as soon as it is dispatched.
+   */
+  hold?: boolean;
+  /** The delivery store the runner gives the adapter (resume point, handled watermark). */
+  delivery?: DeliveryStore;
 }
 
 /** One fake, one adapter, one runner, one state file. */
@@ -64,6 +72,10 @@ export class TelegramHarness {
   adapter!: TelegramAdapter;
   outcome: Promise<RunOutcome> | null = null;
   private readonly waiters = new Set<() => void>();
+  /** `done` of events not handled yet (hold), by event id. */
+  readonly unhandled = new Map<string, () => void>();
+  hold = false;
+  delivery: DeliveryStore | null = null;
 
   private constructor(
     readonly fake: FakeTelegramServer,
@@ -81,6 +93,8 @@ export class TelegramHarness {
       join(dir, 'gateway_state.json'),
       testConfig(fake, options.config),
     );
+    h.hold = options.hold ?? false;
+    h.delivery = options.delivery ?? null;
     if (options.start !== false) h.startRunner();
     return h;
   }
@@ -99,16 +113,28 @@ export class TelegramHarness {
       notifier: this.notifier(),
       shutdownTimeoutMs: 3_000,
       heartbeatIntervalMs: 60_000,
-      dispatch: (event) => {
+      dispatch: (event, done) => {
         this.events.push(event);
+        if (this.hold && done !== undefined) this.unhandled.set(event.id, done);
+        else done?.();
         this.wake();
       },
+      delivery: this.delivery,
     });
     // The final write (fatal, stopped) is not announced to the notifier: read it at the end.
     this.outcome = this.runner.run().then((outcome) => {
       this.record();
       return outcome;
     });
+  }
+
+  /** Marks held events handled (all when `ids` is not given), as the pipeline would. */
+  handle(ids: string[] = [...this.unhandled.keys()]): void {
+    for (const id of ids) {
+      const done = this.unhandled.get(id);
+      this.unhandled.delete(id);
+      done?.();
+    }
   }
 
   /** telegram's status in a document (the latest read when none is given). */

@@ -59,7 +59,7 @@ await test('violation: two getUpdates in flight at once', T, async (t) => {
   await closeExpectingViolation(fake, /two getUpdates in flight/);
 });
 
-await test('violation: the offset going backwards', T, async (t) => {
+await test('violation: the offset going backwards on one connection', T, async (t) => {
   const fake = await startFake(t);
   const a = fake.message('one').updateId;
   const b = fake.message('two').updateId;
