@@ -3,6 +3,7 @@
  * violations it must catch (so a broken client fails its test) and the faults it scripts.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { FakeTelegramServer, TEXTS } from '../../../src/fakes/telegram/server.js';
 import { within } from '../../support/deadline.js';
@@ -59,15 +60,54 @@ await test('violation: two getUpdates in flight at once', T, async (t) => {
   await closeExpectingViolation(fake, /two getUpdates in flight/);
 });
 
+/** getUpdates over one kept-alive connection (an agent with a single socket). */
+async function pollOn(agent: http.Agent, fake: FakeTelegramServer, offset: number): Promise<void> {
+  const body = JSON.stringify({ offset, timeout: 0 });
+  await new Promise<void>((resolve, reject) => {
+    const req = http.request(
+      `${fake.apiBase}/bot${fake.token}/getUpdates`,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', resolve);
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 await test('violation: the offset going backwards on one connection', T, async (t) => {
   const fake = await startFake(t);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
   const a = fake.message('one').updateId;
   const b = fake.message('two').updateId;
-  await call(fake, 'getUpdates', { offset: b + 1, timeout: 0 });
+  await pollOn(agent, fake, b + 1);
   assert.equal(fake.violations.length, 0);
-  await call(fake, 'getUpdates', { offset: a + 1, timeout: 0 });
-  await closeExpectingViolation(fake, /offset went backwards/);
+  await pollOn(agent, fake, a + 1);
+  await closeExpectingViolation(fake, /offset went backwards on one connection/);
 });
+
+await test(
+  'a lower offset from a new connection (a restarted client) is no violation',
+  T,
+  async (t) => {
+    const fake = await startFake(t);
+    const first = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const second = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => {
+      first.destroy();
+      second.destroy();
+    });
+    const a = fake.message('one').updateId;
+    const b = fake.message('two').updateId;
+    await pollOn(first, fake, b + 1);
+    await pollOn(second, fake, a + 1);
+    assert.deepEqual(fake.violations, []);
+  },
+);
 
 await test(
   'violation: text over 4096 code points is refused (400 message is too long)',
