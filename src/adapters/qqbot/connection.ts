@@ -11,6 +11,8 @@
 import type { Logger } from 'pino';
 import WebSocket, { type RawData } from 'ws';
 import { GatewayError } from '../../errors.js';
+import { ackDeadlineMs, rawSize, rawText } from '../../net/ws-frames.js';
+import { Inbox } from '../../util/inbox.js';
 import {
   OPCODE_ACTIONS,
   Op,
@@ -33,12 +35,6 @@ const CLOSE_TO_RECONNECT = 4000;
  * process (docs/delivery.md), as a reconnect does.
  */
 const CLOSE_TO_STOP = 4000;
-/**
- * Largest ACK deadline as a fraction of the heartbeat interval. DESIGN §9 allows half an
- * interval; 5 % of it is kept for timer and event-loop lateness, so that the 1.5 × interval
- * detection bound holds as measured (bench/qq-detection.ts), not only on paper.
- */
-const MAX_ACK_FRACTION = 0.45;
 
 export interface ConnectionHooks {
   /** Every frame received, whatever it is (the runner's `touch`). */
@@ -108,34 +104,6 @@ type Item =
   | { kind: 'error'; error: Error & { code?: string } }
   | { kind: 'timer'; name: TimerName }
   | { kind: 'abort' };
-
-/** A queue with one consumer: the connection's loop. */
-class Inbox<T> {
-  private readonly items: T[] = [];
-  private waiter: ((item: T) => void) | null = null;
-
-  push(item: T): void {
-    const waiter = this.waiter;
-    if (waiter !== null) {
-      this.waiter = null;
-      waiter(item);
-    } else {
-      this.items.push(item);
-    }
-  }
-
-  /** The next queued item, or undefined when none is waiting (no promise on the hot path). */
-  poll(): T | undefined {
-    return this.items.shift();
-  }
-
-  /** Waits for the next item; call only after poll() came back empty. */
-  take(): Promise<T> {
-    return new Promise((resolve) => {
-      this.waiter = resolve;
-    });
-  }
-}
 
 export class GatewayConnection {
   private readonly inbox = new Inbox<Item>();
@@ -489,10 +457,7 @@ export class GatewayConnection {
     // DESIGN §9: detection within 1.5 × interval from the moment the link goes silent (a
     // link that dies right after an ACK is caught at the next beat + the ACK deadline), so
     // the deadline after a beat is at most half an interval.
-    this.ackTimeoutMs = Math.max(
-      1,
-      Math.min(this.options.timeouts.heartbeatAckMs, interval * MAX_ACK_FRACTION),
-    );
+    this.ackTimeoutMs = ackDeadlineMs(interval, this.options.timeouts.heartbeatAckMs);
     const first = this.options.jitter ? interval * this.random() : interval;
     this.setTimer('beat', first);
     const resume = this.options.resume;
@@ -629,15 +594,4 @@ export class GatewayConnection {
     if (ws === null || ws.readyState !== WebSocket.OPEN) return;
     ws.send(text);
   }
-}
-
-function rawSize(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  // Decoded where it lies: a Buffer as it is, an ArrayBuffer through a view (no copy).
-  return (data instanceof ArrayBuffer ? Buffer.from(data) : data).toString('utf8');
 }

@@ -1,0 +1,510 @@
+/**
+ * The Discord adapter: the reconnect loop (DESIGN §2). It owns the session across
+ * connections (Resume at `resume_gateway_url`, Identify at the gateway URL), the reconnect
+ * budget, the identify pacing and every state transition; one DiscordConnection at a time
+ * does the protocol. `run()` resolves only after its signal aborts and throws when the budget
+ * is exhausted or Discord refuses for good, so it can never end silently.
+ */
+import pino, { type Logger } from 'pino';
+import type {
+  Adapter,
+  AdapterContext,
+  AdapterStatusPatch,
+  OutboundMessage,
+  SendResult,
+} from '../../adapters/contract.js';
+import { GatewayError, toGatewayError } from '../../errors.js';
+import { reconnectsTotal } from '../../metrics.js';
+import { HttpFailureError } from '../../net/http.js';
+import { Backoff, sleep } from '../../util/backoff.js';
+import { hasIntent, type DiscordSettings } from './config.js';
+import { DiscordConnection, type ConnectionEnd } from './connection.js';
+import './errors.js';
+import { normalizeMessage } from './normalize.js';
+import type { GatewayInfo, ReconnectAction } from './protocol.js';
+import { DiscordRest } from './rest.js';
+import { Sender } from './send.js';
+
+const BACKOFF_JITTER = 0.25;
+const SESSION_LIMIT_SLACK_MS = 50;
+
+export interface DiscordStats {
+  frames: number;
+  messages: number;
+  edits: number;
+  /** Messages not answered on purpose (own, bots, system, not addressed). */
+  ignored: number;
+  badEvents: number;
+  malformedFrames: number;
+  oversizedFrames: number;
+  otherDispatches: Record<string, number>;
+  identifies: number;
+  resumes: number;
+  connections: number;
+  /** The last zombie verdict: when, and the heartbeat interval then (bench, operators). */
+  lastZombie: { at: number; intervalMs: number } | null;
+}
+
+interface AttemptEnd {
+  action: ReconnectAction | 'stop';
+  error: GatewayError | null;
+  readyAt: number | null;
+  sentResume: boolean;
+}
+
+export interface DiscordAdapterOptions {
+  instance?: string;
+  random?: () => number;
+}
+
+export class DiscordAdapter implements Adapter {
+  readonly name: string;
+  readonly stats: DiscordStats = {
+    frames: 0,
+    messages: 0,
+    edits: 0,
+    ignored: 0,
+    badEvents: 0,
+    malformedFrames: 0,
+    oversizedFrames: 0,
+    otherDispatches: {},
+    identifies: 0,
+    resumes: 0,
+    connections: 0,
+    lastZombie: null,
+  };
+  private readonly rest: DiscordRest;
+  private readonly sender: Sender;
+  private readonly backoff: Backoff;
+  private readonly random: () => number;
+  private log: Logger = pino({ level: 'silent' });
+  private ctx: AdapterContext | null = null;
+  /** The session to resume; survives connections, dropped when Discord refuses it. */
+  private session: { sessionId: string; seq: number; resumeUrl: string } | null = null;
+  private botId: string | null = null;
+  private attempt = 0;
+  private phaseState: 'connecting' | 'reconnecting' = 'connecting';
+  private detail: string | null = null;
+  private state: 'connecting' | 'reconnecting' | 'connected' | null = null;
+  private healthyTimer: NodeJS.Timeout | null = null;
+  private restartResume: { ageMs: number; seq: number } | null = null;
+  /** When this adapter last sent Identify (max_concurrency: one per window per shard). */
+  private lastIdentifyAt = -Infinity;
+  /** The last URL `GET /gateway/bot` gave, kept when the endpoint later fails. */
+  private lastGatewayUrl: string | null = null;
+  private contentWarned = false;
+
+  constructor(
+    readonly settings: DiscordSettings,
+    options: DiscordAdapterOptions = {},
+  ) {
+    this.name = options.instance ?? 'discord';
+    this.random = options.random ?? Math.random;
+    this.rest = new DiscordRest({
+      apiBase: settings.apiBase,
+      token: settings.token,
+      restMs: settings.timeouts.restMs,
+      globalPerSecond: settings.send.globalPerSecond,
+      invalidRequestLimit: settings.send.invalidRequestLimit,
+    });
+    this.sender = new Sender({
+      rest: this.rest,
+      maxAttempts: settings.send.maxAttempts,
+      maxTextLength: settings.send.maxTextLength,
+      retryDelayMs: settings.send.retryDelayMs,
+      maxRetryDelayMs: settings.send.maxRetryDelayMs,
+      allowedMentions: settings.send.allowedMentions,
+      jitter: settings.jitter,
+      log: () => this.log,
+      random: this.random,
+    });
+    this.backoff = new Backoff({
+      stepsMs: settings.reconnect.backoffMs,
+      jitterRatio: settings.jitter ? BACKOFF_JITTER : 0,
+      random: this.random,
+    });
+  }
+
+  /**
+   * The adapter's life. Resolves after `signal` aborts (the socket closed with 4000, so the
+   * session stays resumable for the next process). Rejects with
+   * GW_ERR_DISCORD_RECONNECT_EXHAUSTED (exit 1) when reconnect.max_attempts reconnects in a
+   * row failed, GW_ERR_DISCORD_UNAUTHORIZED (exit 78) when the token is refused, or the
+   * close code's error (GW_ERR_DISCORD_CLOSE_4014..., exit 78) for a fatal close.
+   */
+  async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
+    this.ctx = ctx;
+    this.log = ctx.log;
+    this.takeResumePoint(ctx);
+    try {
+      await this.move({
+        reconnectAttempt: 0,
+        maxReconnectAttempts: this.settings.reconnect.maxAttempts,
+        resumable: this.session !== null,
+        lastError: null,
+        detail: 'starting',
+      });
+      await this.loop(ctx, signal);
+    } catch (err) {
+      if (signal.aborted) {
+        this.log.debug({ err: String(err) }, 'error after the stop request ignored');
+        return;
+      }
+      throw err;
+    } finally {
+      this.clearHealthyTimer();
+      this.rest.close();
+    }
+  }
+
+  /** See Adapter.send; rejects with GW_ERR_DISCORD_SEND_* (send.ts). */
+  send(message: OutboundMessage, signal?: AbortSignal): Promise<SendResult> {
+    return this.sender.send(message, signal);
+  }
+
+  private async loop(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
+    const { maxAttempts, healthyAfterMs, maxResumeFailures, rateLimitedWaitMs } =
+      this.settings.reconnect;
+    let resumeFailures = 0;
+    while (!signal.aborted) {
+      const end = await this.attemptOnce(ctx, signal);
+      if (end.action === 'stop' || signal.aborted) return;
+      const error =
+        end.error ?? new GatewayError('GW_ERR_DISCORD_CONNECTION_CLOSED', 'connection ended');
+      if (end.action === 'fatal' || !error.retryable) {
+        this.log.warn({ code: error.code }, `giving up for good: ${error.message}`);
+        throw error;
+      }
+      // Never loop on Resume: after max_resume_failures refused Resumes in a row, Identify.
+      if (end.readyAt !== null) resumeFailures = 0;
+      else if (end.sentResume) resumeFailures += 1;
+      if (resumeFailures >= maxResumeFailures && this.session !== null) {
+        this.log.warn(
+          { resume_failures: resumeFailures },
+          'resume keeps failing: starting a new session instead',
+        );
+        this.session = null;
+        resumeFailures = 0;
+      }
+      if (end.readyAt !== null && Date.now() - end.readyAt >= healthyAfterMs) this.attempt = 0;
+      this.attempt += 1;
+      this.phaseState = 'reconnecting';
+      if (this.attempt > maxAttempts) {
+        throw new GatewayError(
+          'GW_ERR_DISCORD_RECONNECT_EXHAUSTED',
+          `gave up after ${maxAttempts} reconnect attempts without a healthy connection; last error ${error.code}: ${error.message}`,
+          { cause: error, details: { attempts: maxAttempts, last_code: error.code } },
+        );
+      }
+      reconnectsTotal.inc({ platform: this.name, cause: error.code });
+      const [lo, hi] = this.settings.reconnect.invalidSessionWaitMs;
+      const waitMs =
+        end.action === 'wait'
+          ? rateLimitedWaitMs
+          : end.action === 'identify'
+            ? Math.round(lo + (hi - lo) * (this.settings.jitter ? this.random() : 0.5))
+            : this.backoff.delayFor(this.attempt);
+      const detail =
+        end.action === 'wait'
+          ? 'rate_limited'
+          : end.action === 'identify'
+            ? 'invalid_session'
+            : 'backoff';
+      this.log.warn(
+        {
+          code: error.code,
+          action: end.action,
+          attempt: this.attempt,
+          max_attempts: maxAttempts,
+          wait_ms: waitMs,
+          resumable: this.session !== null,
+        },
+        `connection ended (${error.message}); reconnect ${this.attempt}/${maxAttempts} in ${waitMs} ms`,
+      );
+      await this.move({
+        reconnectAttempt: this.attempt,
+        lastError: error,
+        resumable: this.session !== null,
+        detail,
+      });
+      if (!(await sleep(waitMs, signal))) return;
+    }
+  }
+
+  /** One attempt: discovery (for Identify), one connection until it closes. */
+  private async attemptOnce(ctx: AdapterContext, signal: AbortSignal): Promise<AttemptEnd> {
+    const stop: AttemptEnd = { action: 'stop', error: null, readyAt: null, sentResume: false };
+    let url: string;
+    const session = this.session;
+    if (session !== null) {
+      // Resume needs no discovery: the session's own URL is where it lives.
+      url = session.resumeUrl;
+    } else {
+      const found = await this.discover(signal);
+      if (found === 'stop') return stop;
+      if (found instanceof GatewayError) {
+        return {
+          action: found.retryable ? 'resume' : 'fatal',
+          error: found,
+          readyAt: null,
+          sentResume: false,
+        };
+      }
+      url = found;
+      // max_concurrency: identifies of one shard no closer than identify_interval_ms.
+      const spacingMs = this.lastIdentifyAt + this.settings.reconnect.identifyIntervalMs - Date.now();
+      if (spacingMs > 0) {
+        this.setDetail('identify_spacing');
+        if (!(await sleep(spacingMs, signal))) return stop;
+      }
+    }
+
+    const connection = new DiscordConnection({
+      url,
+      token: this.settings.token.reveal(),
+      intents: this.settings.intents,
+      shard: this.settings.shard,
+      resume: session,
+      timeouts: {
+        connectMs: this.settings.timeouts.connectMs,
+        helloMs: this.settings.timeouts.helloMs,
+        readyMs: this.settings.timeouts.readyMs,
+        heartbeatAckMs: this.settings.timeouts.heartbeatAckMs,
+        closeMs: this.settings.timeouts.closeMs,
+      },
+      gatewayLimit: this.settings.gatewayLimit,
+      maxPayloadBytes: this.settings.maxPayloadBytes,
+      jitter: this.settings.jitter,
+      random: this.random,
+      log: this.log,
+      hooks: {
+        frame: () => {
+          this.stats.frames += 1;
+          ctx.touch();
+        },
+        phase: (detail) => {
+          if (detail === 'resuming') this.stats.resumes += 1;
+          else {
+            this.stats.identifies += 1;
+            this.lastIdentifyAt = Date.now();
+          }
+          this.setDetail(detail);
+        },
+        ready: async (info) => {
+          if (!info.resumed) {
+            this.botId = info.botId ?? this.botId;
+            // A new seq stream: the resume point follows it from here.
+            const saved: Record<string, unknown> = {
+              session_id: info.sessionId,
+              resume_url: info.resumeUrl,
+            };
+            if (this.botId !== null) saved.bot_id = this.botId;
+            ctx.saveSession(saved);
+            this.warnContentIntent();
+          }
+          this.settleRestartResume(ctx, info.resumed);
+          this.log.info(
+            { resumed: info.resumed, attempt: this.attempt },
+            info.resumed ? 'session resumed (RESUMED)' : 'session ready (READY)',
+          );
+          await this.move(
+            { reconnectAttempt: this.attempt, resumable: true, detail: null },
+            'connected',
+          );
+          this.armHealthyTimer(ctx);
+        },
+        dispatch: (t, d, seq) => this.onDispatch(ctx, t, d, seq),
+        dropped: (code) => {
+          if (code === 'GW_ERR_DISCORD_FRAME_TOO_LARGE') this.stats.oversizedFrames += 1;
+          else this.stats.malformedFrames += 1;
+        },
+      },
+    });
+    this.stats.connections += 1;
+    let end: ConnectionEnd;
+    try {
+      this.setDetail('opening_socket');
+      end = await connection.run(signal);
+    } catch (err) {
+      if (signal.aborted) return stop;
+      throw err;
+    } finally {
+      this.clearHealthyTimer();
+    }
+    if (end.zombieAt !== null) this.stats.lastZombie = { at: end.zombieAt, intervalMs: end.intervalMs };
+    this.session = end.session;
+    return {
+      action: end.action,
+      error: end.error,
+      readyAt: end.readyAt,
+      sentResume: end.sentResume,
+    };
+  }
+
+  /**
+   * The URL to Identify at: `GET /gateway/bot` (config gateway_url overrides its URL, not its
+   * limits). With no session start left, waits for `reset_after` instead of burning attempts.
+   */
+  private async discover(signal: AbortSignal): Promise<string | GatewayError | 'stop'> {
+    for (;;) {
+      this.setDetail('fetching_gateway');
+      let info: GatewayInfo;
+      try {
+        info = await this.rest.gatewayBot(signal);
+      } catch (err) {
+        if (signal.aborted || (err instanceof HttpFailureError && err.failure === 'aborted')) {
+          return 'stop';
+        }
+        const error = toGatewayError(err, 'GW_ERR_DISCORD_GATEWAY_FAILED');
+        // The endpoint failing is no reason not to connect: keep the last good URL.
+        const fallback = this.settings.gatewayUrl ?? this.lastGatewayUrl;
+        if (error.retryable && fallback !== null) {
+          this.log.warn(
+            { code: error.code },
+            `GET /gateway/bot failed (${error.message}): using the last known gateway URL`,
+          );
+          return fallback;
+        }
+        return error;
+      }
+      this.lastGatewayUrl = info.url;
+      const limit = info.sessionStartLimit;
+      if (limit === null || limit.remaining > 0) return this.settings.gatewayUrl ?? info.url;
+      const waitMs = limit.resetAfterMs + SESSION_LIMIT_SLACK_MS;
+      this.log.warn(
+        { remaining: limit.remaining, total: limit.total, reset_after_ms: limit.resetAfterMs },
+        `session start limit reached: waiting ${waitMs} ms for its reset`,
+      );
+      await this.move({ detail: 'waiting_session_limit' });
+      if (!(await sleep(waitMs, signal))) return 'stop';
+    }
+  }
+
+  private takeResumePoint(ctx: AdapterContext): void {
+    const point = ctx.resumePoint;
+    const id = point?.session.session_id;
+    const url = point?.session.resume_url;
+    if (point === null || typeof id !== 'string' || typeof url !== 'string') return;
+    const seq = point.position ?? 0;
+    if (point.stale) {
+      this.log.warn(
+        { resume_point_age_ms: point.ageMs, seq },
+        `resume point of the previous process is ${point.ageMs} ms old: identifying instead`,
+      );
+      ctx.resumeOutcome('stale');
+      return;
+    }
+    this.session = { sessionId: id, seq, resumeUrl: url };
+    if (typeof point.session.bot_id === 'string') this.botId = point.session.bot_id;
+    this.restartResume = { ageMs: point.ageMs, seq };
+    this.log.info(
+      { resume_point_age_ms: point.ageMs, seq },
+      'resuming the previous process session at its handled seq',
+    );
+  }
+
+  private settleRestartResume(ctx: AdapterContext, resumed: boolean): void {
+    const pending = this.restartResume;
+    if (pending === null) return;
+    this.restartResume = null;
+    if (resumed) {
+      ctx.resumeOutcome('accepted');
+      return;
+    }
+    ctx.resumeOutcome('refused');
+    this.log.warn(
+      { resume_point_age_ms: pending.ageMs, seq: pending.seq },
+      `Discord refused to resume the previous process session (${pending.ageMs} ms old): identified instead, events of the gap are not replayed`,
+    );
+  }
+
+  /** Without MESSAGE_CONTENT, guild messages that do not mention the bot arrive empty. */
+  private warnContentIntent(): void {
+    if (this.contentWarned || hasIntent(this.settings, 'MESSAGE_CONTENT')) return;
+    if (this.settings.respondTo !== 'all') return;
+    this.contentWarned = true;
+    this.log.warn(
+      { intents: this.settings.intents },
+      'respond_to is "all" but the MESSAGE_CONTENT intent is not requested: guild messages that do not mention the bot arrive with empty text',
+    );
+  }
+
+  private onDispatch(ctx: AdapterContext, t: string, d: unknown, seq: number | null): void {
+    if (t !== 'MESSAGE_CREATE' && t !== 'MESSAGE_UPDATE') {
+      this.stats.otherDispatches[t] = (this.stats.otherDispatches[t] ?? 0) + 1;
+      return;
+    }
+    const normalized = normalizeMessage(
+      t,
+      d,
+      {
+        botId: this.botId,
+        respondTo: this.settings.respondTo,
+        ignoreBots: this.settings.ignoreBots,
+      },
+      this.name,
+    );
+    switch (normalized.kind) {
+      case 'malformed':
+        this.stats.badEvents += 1;
+        this.log.warn(
+          { code: 'GW_ERR_DISCORD_BAD_EVENT', event_type: t },
+          `message dispatch dropped: ${normalized.reason}`,
+        );
+        return;
+      case 'ignored':
+        // Dropped on purpose: it does not hold the handled watermark back (never emitted).
+        this.stats.ignored += 1;
+        this.log.debug({ event_type: t, reason: normalized.reason }, 'message not answered');
+        return;
+      case 'message':
+        if (t === 'MESSAGE_UPDATE') this.stats.edits += 1;
+        else this.stats.messages += 1;
+        if (seq !== null) normalized.event.position = seq;
+        ctx.emit(normalized.event);
+        return;
+    }
+  }
+
+  private armHealthyTimer(ctx: AdapterContext): void {
+    this.clearHealthyTimer();
+    this.healthyTimer = setTimeout(() => {
+      this.healthyTimer = null;
+      if (this.attempt === 0) return;
+      this.attempt = 0;
+      this.log.info('connection healthy: reconnect attempts reset');
+      ctx.note({ reconnectAttempt: 0, lastError: null });
+    }, this.settings.reconnect.healthyAfterMs);
+  }
+
+  private clearHealthyTimer(): void {
+    if (this.healthyTimer !== null) clearTimeout(this.healthyTimer);
+    this.healthyTimer = null;
+  }
+
+  private setDetail(detail: string): void {
+    if (this.detail === detail) return;
+    const ctx = this.ctx;
+    if (ctx === null) return;
+    if (this.state !== this.phaseState) {
+      throw new GatewayError(
+        'GW_ERR_INTERNAL',
+        `discord step ${detail} while ${this.state ?? 'not started'}, not ${this.phaseState}`,
+      );
+    }
+    ctx.note({ detail });
+    this.detail = detail;
+    this.log.debug({ detail }, `${this.phaseState}: ${detail}`);
+  }
+
+  private async move(
+    patch: AdapterStatusPatch,
+    state: 'connecting' | 'reconnecting' | 'connected' = this.phaseState,
+  ): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx === null) return;
+    await ctx.transition(state, patch);
+    this.state = state;
+    if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
+  }
+}
