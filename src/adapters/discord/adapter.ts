@@ -250,9 +250,10 @@ export class DiscordAdapter implements Adapter {
           sentResume: false,
         };
       }
-      url = found;
+      url = found.url;
       // max_concurrency: identifies of one shard no closer than identify_interval_ms.
-      const spacingMs = this.lastIdentifyAt + this.settings.reconnect.identifyIntervalMs - Date.now();
+      const spacingMs =
+        this.lastIdentifyAt + this.settings.reconnect.identifyIntervalMs - Date.now();
       if (spacingMs > 0) {
         this.setDetail('identify_spacing');
         if (!(await sleep(spacingMs, signal))) return stop;
@@ -331,7 +332,8 @@ export class DiscordAdapter implements Adapter {
     } finally {
       this.clearHealthyTimer();
     }
-    if (end.zombieAt !== null) this.stats.lastZombie = { at: end.zombieAt, intervalMs: end.intervalMs };
+    if (end.zombieAt !== null)
+      this.stats.lastZombie = { at: end.zombieAt, intervalMs: end.intervalMs };
     this.session = end.session;
     return {
       action: end.action,
@@ -345,7 +347,7 @@ export class DiscordAdapter implements Adapter {
    * The URL to Identify at: `GET /gateway/bot` (config gateway_url overrides its URL, not its
    * limits). With no session start left, waits for `reset_after` instead of burning attempts.
    */
-  private async discover(signal: AbortSignal): Promise<string | GatewayError | 'stop'> {
+  private async discover(signal: AbortSignal): Promise<{ url: string } | GatewayError | 'stop'> {
     for (;;) {
       this.setDetail('fetching_gateway');
       let info: GatewayInfo;
@@ -363,13 +365,14 @@ export class DiscordAdapter implements Adapter {
             { code: error.code },
             `GET /gateway/bot failed (${error.message}): using the last known gateway URL`,
           );
-          return fallback;
+          return { url: fallback };
         }
         return error;
       }
       this.lastGatewayUrl = info.url;
       const limit = info.sessionStartLimit;
-      if (limit === null || limit.remaining > 0) return this.settings.gatewayUrl ?? info.url;
+      if (limit === null || limit.remaining > 0)
+        return { url: this.settings.gatewayUrl ?? info.url };
       const waitMs = limit.resetAfterMs + SESSION_LIMIT_SLACK_MS;
       this.log.warn(
         { remaining: limit.remaining, total: limit.total, reset_after_ms: limit.resetAfterMs },

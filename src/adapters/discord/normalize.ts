@@ -59,9 +59,7 @@ export function normalizeMessage(
     event: {
       // An edit is a new thing to answer: its id carries the edit time, so the dedupe window
       // does not take it for a redelivery of the original (and a replayed edit still is one).
-      id: edit
-        ? `${instance}:${m.id}:edit:${m.editedTimestamp ?? ''}`
-        : `${instance}:${m.id}`,
+      id: edit ? `${instance}:${m.id}:edit:${m.editedTimestamp ?? ''}` : `${instance}:${m.id}`,
       platform: instance,
       type: TYPE,
       chat: { type: dm ? 'dm' : 'channel', id: m.channelId },

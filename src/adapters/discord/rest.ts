@@ -108,7 +108,13 @@ export class RateLimits {
   }
 
   /** Learns from an answer's headers and status. */
-  learn(route: string, major: string, status: number, headers: IncomingHttpHeaders, body: unknown): {
+  learn(
+    route: string,
+    major: string,
+    status: number,
+    headers: IncomingHttpHeaders,
+    body: unknown,
+  ): {
     retryAfterMs: number | null;
     global: boolean;
     scope: string | null;
@@ -207,11 +213,7 @@ export class DiscordRest {
    * `POST /channels/{id}/messages` with a prepared body. Resolves with any HTTP answer (the
    * limits learn from it); rejects with HttpFailureError when there is none.
    */
-  async createMessage(
-    channelId: string,
-    body: string,
-    signal: AbortSignal,
-  ): Promise<CreateAnswer> {
+  async createMessage(channelId: string, body: string, signal: AbortSignal): Promise<CreateAnswer> {
     const route = ROUTE_CREATE_MESSAGE;
     this.limits.take(route, channelId);
     const answer = await this.http.request(

@@ -67,11 +67,9 @@ export interface GatewayRecords {
 
 const PRIVILEGED = (1 << 1) | (1 << 8) | (1 << 15);
 /** Intent bits the docs define (fact sheet §7); any other bit closes 4013. */
-const DEFINED_INTENTS =
-  [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 21, 24, 25].reduce(
-    (m, b) => m | (1 << b),
-    0,
-  );
+const DEFINED_INTENTS = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 21, 24, 25,
+].reduce((m, b) => m | (1 << b), 0);
 const GUILD_MESSAGES = 1 << 9;
 const DIRECT_MESSAGES = 1 << 12;
 const MESSAGE_CONTENT = 1 << 15;
@@ -95,6 +93,8 @@ export class Connection {
   /** Ignores the client and sends nothing (half-open link). */
   halfOpen = false;
   closed = false;
+  /** Set when the server started the close: the code echoed back is not the client's. */
+  private serverClosed = false;
 
   constructor(
     private readonly host: GatewayHost,
@@ -128,7 +128,10 @@ export class Connection {
   }
 
   close(code: number, reason = ''): void {
-    if (this.closed) return;
+    if (this.closed || this.serverClosed) return;
+    this.serverClosed = true;
+    // Discord ends the session itself when it closes with 1000 (fact sheet §4).
+    if (code === 1000 && this.session !== null) this.session.invalid = true;
     this.ws.close(code, reason);
   }
 
@@ -309,21 +312,31 @@ export class Connection {
     };
     this.host.sessions.set(session.id, session);
     this.session = session;
-    const ready = push(session, 'READY', {
-      v: 10,
-      user: { id: settings.bot.id, username: settings.bot.username, bot: true },
-      guilds: settings.guildIds.map((id) => ({ id, unavailable: true })),
-      session_id: session.id,
-      resume_gateway_url: this.host.resumeUrl(),
-      shard: Array.isArray(shard) ? shard : [0, 1],
-      application: { id: settings.applicationId, flags: 0 },
-    }, settings.replayBufferSize);
+    const ready = push(
+      session,
+      'READY',
+      {
+        v: 10,
+        user: { id: settings.bot.id, username: settings.bot.username, bot: true },
+        guilds: settings.guildIds.map((id) => ({ id, unavailable: true })),
+        session_id: session.id,
+        resume_gateway_url: this.host.resumeUrl(),
+        shard: Array.isArray(shard) ? shard : [0, 1],
+        application: { id: settings.applicationId, flags: 0 },
+      },
+      settings.replayBufferSize,
+    );
     this.sendDispatch(ready);
     this.identified = true;
     if ((d.intents & GUILDS) !== 0) {
       for (const id of settings.guildIds) {
         this.sendDispatch(
-          push(session, 'GUILD_CREATE', { id, name: `guild ${id}`, unavailable: false }, settings.replayBufferSize),
+          push(
+            session,
+            'GUILD_CREATE',
+            { id, name: `guild ${id}`, unavailable: false },
+            settings.replayBufferSize,
+          ),
         );
       }
     }
@@ -347,7 +360,10 @@ export class Connection {
       return;
     }
     if (this.path !== '/resume') {
-      this.host.violation('resume-wrong-url', `Resume sent on ${this.path}, not at resume_gateway_url`);
+      this.host.violation(
+        'resume-wrong-url',
+        `Resume sent on ${this.path}, not at resume_gateway_url`,
+      );
       this.send({ op: 9, d: false });
       return;
     }
@@ -394,14 +410,14 @@ export class Connection {
     this.closed = true;
     if (this.deadline !== null) clearTimeout(this.deadline);
     if (this.helloTimer !== null) clearTimeout(this.helloTimer);
-    this.host.records.clientCloses.push(code);
+    if (!this.serverClosed) this.host.records.clientCloses.push(code);
     this.host.records.commandsPerConnection.push(this.commands);
     const session = this.session;
     if (session !== null && session.conn === this) {
       session.conn = null;
       session.closedAt = Date.now();
       // A client close with 1000 / 1001 ends the session on Discord's side at once.
-      if (code === 1000 || code === 1001) {
+      if (!this.serverClosed && (code === 1000 || code === 1001)) {
         session.invalid = true;
         this.host.violation('session-ending-close', `client closed with ${code}`);
       }

@@ -252,7 +252,8 @@ export class FakeDiscordServer {
       content: input.mentionsBot === true ? `<@${bot.id}> ${content}` : content,
       timestamp: new Date().toISOString(),
       edited_timestamp: input.edit === true ? new Date().toISOString() : null,
-      mentions: input.mentionsBot === true ? [{ id: bot.id, username: bot.username, bot: true }] : [],
+      mentions:
+        input.mentionsBot === true ? [{ id: bot.id, username: bot.username, bot: true }] : [],
       mention_roles: [],
       mention_everyone: false,
       attachments: [],
@@ -337,7 +338,8 @@ export class FakeDiscordServer {
   /** Deletes a created message (a retried enforced nonce then answers 10008). */
   deleteMessage(id: string): void {
     for (const [nonce, entry] of this.nonces) {
-      if (entry.message.id === id) this.nonces.set(nonce, { ...entry, message: { ...entry.message, id: '' } });
+      if (entry.message.id === id)
+        this.nonces.set(nonce, { ...entry, message: { ...entry.message, id: '' } });
     }
   }
 
@@ -498,7 +500,8 @@ export class FakeDiscordServer {
       (t) => t > now - this.settings.bucketLimit.windowMs,
     );
     this.buckets.set(bucketKey, times);
-    while (this.globalTimes.length > 0 && this.globalTimes[0]! <= now - 1_000) this.globalTimes.shift();
+    while (this.globalTimes.length > 0 && this.globalTimes[0]! <= now - 1_000)
+      this.globalTimes.shift();
     const remaining = Math.max(0, this.settings.bucketLimit.count - times.length - 1);
     const resetAfter =
       times.length > 0
@@ -512,8 +515,7 @@ export class FakeDiscordServer {
       'x-ratelimit-bucket': 'fake-bucket-create-message',
     };
     if (fault?.kind === '429' || this.globalTimes.length >= this.settings.globalPerSecond) {
-      const global =
-        fault?.kind === '429' ? fault.scope === 'global' : true;
+      const global = fault?.kind === '429' ? fault.scope === 'global' : true;
       const scope = fault?.kind === '429' ? fault.scope : 'global';
       const retry = fault?.kind === '429' ? fault.retryAfterS : 1;
       if (scope !== 'shared') this.invalid();
@@ -535,7 +537,12 @@ export class FakeDiscordServer {
       answer(
         429,
         { message: 'You are being rate limited.', retry_after: resetAfter, global: false },
-        { ...rl, 'x-ratelimit-remaining': '0', 'retry-after': String(Math.ceil(resetAfter)), 'x-ratelimit-scope': 'user' },
+        {
+          ...rl,
+          'x-ratelimit-remaining': '0',
+          'retry-after': String(Math.ceil(resetAfter)),
+          'x-ratelimit-scope': 'user',
+        },
       );
       return;
     }
@@ -563,7 +570,11 @@ export class FakeDiscordServer {
       return;
     }
     if (content.length > 2000) {
-      answer(400, formError('content', 'BASE_TYPE_MAX_LENGTH', 'Must be 2000 or fewer in length.'), rl);
+      answer(
+        400,
+        formError('content', 'BASE_TYPE_MAX_LENGTH', 'Must be 2000 or fewer in length.'),
+        rl,
+      );
       return;
     }
     const nonce = body.nonce;
@@ -576,7 +587,11 @@ export class FakeDiscordServer {
       for (const type of ['users', 'roles'] as const) {
         const list = mentions[type];
         if (mentions.parse.includes(type) && Array.isArray(list) && list.length > 0) {
-          answer(400, formError('allowed_mentions', 'MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE', 'exclusive'), rl);
+          answer(
+            400,
+            formError('allowed_mentions', 'MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE', 'exclusive'),
+            rl,
+          );
           return;
         }
       }
@@ -587,7 +602,11 @@ export class FakeDiscordServer {
       ref.fail_if_not_exists !== false &&
       !this.knownMessages.has(String(ref.message_id))
     ) {
-      answer(400, formError('message_reference', 'MESSAGE_REFERENCE_UNKNOWN_MESSAGE', 'Unknown message'), rl);
+      answer(
+        400,
+        formError('message_reference', 'MESSAGE_REFERENCE_UNKNOWN_MESSAGE', 'Unknown message'),
+        rl,
+      );
       return;
     }
     if (body.enforce_nonce === true && typeof nonce === 'string') {
@@ -626,7 +645,8 @@ export class FakeDiscordServer {
 
   private banned(): boolean {
     const since = Date.now() - INVALID_WINDOW_MS;
-    while (this.invalidTimes.length > 0 && this.invalidTimes[0]! <= since) this.invalidTimes.shift();
+    while (this.invalidTimes.length > 0 && this.invalidTimes[0]! <= since)
+      this.invalidTimes.shift();
     return this.invalidTimes.length >= this.settings.invalidRequestBan;
   }
 }
@@ -642,7 +662,10 @@ const CHANNEL_REFUSALS: Record<
   dm_refused: { status: 403, code: 50007, message: 'Cannot send messages to this user' },
 };
 
-function messageObject(m: SentMessage, bot: { id: string; username: string }): Record<string, unknown> {
+function messageObject(
+  m: SentMessage,
+  bot: { id: string; username: string },
+): Record<string, unknown> {
   const ref = isObject(m.body.message_reference) ? m.body.message_reference : null;
   return {
     id: m.id,

@@ -37,7 +37,13 @@ export function testConfig(fake: FakeDiscordServer, overrides: Json = {}): Json 
         invalid_session_wait_ms: [10, 30],
         identify_interval_ms: 60,
       },
-      timeouts: { connect_ms: 1_000, hello_ms: 1_000, ready_ms: 1_000, rest_ms: 1_000, close_ms: 200 },
+      timeouts: {
+        connect_ms: 1_000,
+        hello_ms: 1_000,
+        ready_ms: 1_000,
+        rest_ms: 1_000,
+        close_ms: 200,
+      },
       send: { retry_delay_ms: 20, max_retry_delay_ms: 2_000 },
       jitter: false,
     },
@@ -85,7 +91,11 @@ export class DiscordHarness {
   startRunner(): void {
     const config = discordSchema.parse(this.config);
     this.adapter = new DiscordAdapter(toSettings(config));
-    const store = new StateStore({ path: this.path, heartbeatIntervalMs: 60_000, log: this.logs.log });
+    const store = new StateStore({
+      path: this.path,
+      heartbeatIntervalMs: 60_000,
+      log: this.logs.log,
+    });
     this.runner = new Runner({
       adapters: [this.adapter],
       store,
@@ -108,6 +118,11 @@ export class DiscordHarness {
     return s;
   }
 
+  /** The state file as it is now. */
+  read(): StateDocument {
+    return JSON.parse(readFileSync(this.path, 'utf8')) as StateDocument;
+  }
+
   mark(): number {
     return this.states.length;
   }
@@ -126,7 +141,10 @@ export class DiscordHarness {
         this.watchers.delete(check);
         const seen = this.states
           .slice(-8)
-          .map((d) => `${d.platforms.discord?.state}/${d.platforms.discord?.detail}/${d.platforms.discord?.last_error?.code ?? '-'}`);
+          .map(
+            (d) =>
+              `${d.platforms.discord?.state}/${d.platforms.discord?.detail}/${d.platforms.discord?.last_error?.code ?? '-'}`,
+          );
         reject(new Error(`timed out waiting for ${what}; last states: ${seen.join(', ')}`));
       }, timeoutMs);
       this.watchers.add(check);
