@@ -49,7 +49,8 @@ interface AttemptEnd {
   action: ReconnectAction | 'stop';
   error: GatewayError | null;
   readyAt: number | null;
-  sentResume: boolean;
+  /** The attempt set out to Resume (a session was held when it began). */
+  triedResume: boolean;
 }
 
 export interface DiscordAdapterOptions {
@@ -176,8 +177,10 @@ export class DiscordAdapter implements Adapter {
         throw error;
       }
       // Never loop on Resume: after max_resume_failures refused Resumes in a row, Identify.
+      // A Resume that never reached RESUMED counts, whether refused or cut before an answer
+      // (Discord has answered Resumes with 1006 for minutes before an op 9: fact sheet §13).
       if (end.readyAt !== null) resumeFailures = 0;
-      else if (end.sentResume) resumeFailures += 1;
+      else if (end.triedResume) resumeFailures += 1;
       if (resumeFailures >= maxResumeFailures && this.session !== null) {
         this.log.warn(
           { resume_failures: resumeFailures },
@@ -233,7 +236,7 @@ export class DiscordAdapter implements Adapter {
 
   /** One attempt: discovery (for Identify), one connection until it closes. */
   private async attemptOnce(ctx: AdapterContext, signal: AbortSignal): Promise<AttemptEnd> {
-    const stop: AttemptEnd = { action: 'stop', error: null, readyAt: null, sentResume: false };
+    const stop: AttemptEnd = { action: 'stop', error: null, readyAt: null, triedResume: false };
     let url: string;
     const session = this.session;
     if (session !== null) {
@@ -247,7 +250,7 @@ export class DiscordAdapter implements Adapter {
           action: found.retryable ? 'resume' : 'fatal',
           error: found,
           readyAt: null,
-          sentResume: false,
+          triedResume: false,
         };
       }
       url = found.url;
@@ -339,7 +342,7 @@ export class DiscordAdapter implements Adapter {
       action: end.action,
       error: end.error,
       readyAt: end.readyAt,
-      sentResume: end.sentResume,
+      triedResume: session !== null,
     };
   }
 

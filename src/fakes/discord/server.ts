@@ -370,12 +370,17 @@ export class FakeDiscordServer {
     this.events.emit('change');
   }
 
-  private takeSessionStart(): boolean {
+  /** Refills the session starts once their window has passed. */
+  private refreshStarts(): void {
     const limit = this.settings.sessionStartLimit;
-    if (Date.now() >= this.startsResetAt) {
-      limit.remaining = limit.total;
-      this.startsResetAt = Date.now() + limit.reset_after;
-    }
+    if (Date.now() < this.startsResetAt) return;
+    limit.remaining = limit.total;
+    this.startsResetAt = Date.now() + limit.reset_after;
+  }
+
+  private takeSessionStart(): boolean {
+    this.refreshStarts();
+    const limit = this.settings.sessionStartLimit;
     if (limit.remaining <= 0) return false;
     limit.remaining -= 1;
     return true;
@@ -437,6 +442,7 @@ export class FakeDiscordServer {
     }
     if (req.method === 'GET' && path === `${API}/gateway/bot`) {
       this.records.gatewayBotRequests += 1;
+      this.refreshStarts();
       this.events.emit('change');
       const limit = this.settings.sessionStartLimit;
       json(res, 200, {
