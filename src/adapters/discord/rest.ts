@@ -67,7 +67,7 @@ export class RateLimits {
     readonly invalidRequestLimit: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.global = new WindowPacer(globalPerSecond, 1_000, now);
+    this.global = new WindowPacer(globalPerSecond, 1_000 + RESET_SLACK_MS, now);
   }
 
   private key(route: string, major: string): string {

@@ -106,15 +106,20 @@ export class Sender {
     let maybeDelivered = false;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       this.refuseIfBanned(log);
-      const waitMs = rest.limits.waitMs(ROUTE_CREATE_MESSAGE, channelId);
-      if (waitMs > maxRetryDelayMs) {
-        throw new GatewayError(
-          'GW_ERR_DISCORD_SEND_RATE_LIMITED',
-          `rate limited for ${Math.round(waitMs)} ms, above send.max_retry_delay_ms`,
-          { details: { retry_after_ms: Math.round(waitMs), attempt } },
-        );
+      // Checked again after every wait: other sends may have taken the room meanwhile. No
+      // await lies between the last check and the request taking its slot.
+      for (;;) {
+        const waitMs = rest.limits.waitMs(ROUTE_CREATE_MESSAGE, channelId);
+        if (waitMs === 0) break;
+        if (waitMs > maxRetryDelayMs) {
+          throw new GatewayError(
+            'GW_ERR_DISCORD_SEND_RATE_LIMITED',
+            `rate limited for ${Math.round(waitMs)} ms, above send.max_retry_delay_ms`,
+            { details: { retry_after_ms: Math.round(waitMs), attempt } },
+          );
+        }
+        if (!(await sleep(waitMs, signal))) throw aborted();
       }
-      if (waitMs > 0 && !(await sleep(waitMs, signal))) throw aborted();
       let answer: CreateAnswer;
       try {
         answer = await rest.createMessage(channelId, body, signal);

@@ -529,8 +529,11 @@ export class FakeDiscordServer {
         429,
         { message: 'You are being rate limited.', retry_after: retry, global },
         {
+          // A global limit says nothing about the route's bucket: its headers stay true.
           ...rl,
-          'x-ratelimit-remaining': '0',
+          ...(global
+            ? {}
+            : { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset-after': String(retry) }),
           'retry-after': String(Math.ceil(retry)),
           'x-ratelimit-scope': scope,
           ...(global ? { 'x-ratelimit-global': 'true' } : {}),
