@@ -2,6 +2,7 @@
  * `platforms.<name>` with `type: discord`: a strict zod object with every endpoint and timing
  * as a key (production defaults in DEFAULTS), and its translation into the adapter's settings.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { Secret } from '../../config/secret.js';
 import { INTENT_NAMES, INTENTS, intentsMask, type IntentName } from './protocol.js';
@@ -61,8 +62,12 @@ const httpUrl = z
   .url()
   .refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL');
 
-/** A bot token is three dot-separated base64url parts; anything else cannot be one. */
-const TOKEN_SHAPE = /^[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{3,}\.[A-Za-z0-9_-]{10,}$/;
+/**
+ * A bot token is three dot-separated parts today; only whitespace (a pasted line break, a
+ * `Bot ` prefix) is refused here, so a future token format still loads. Discord's 4004 or
+ * 401 is the real check.
+ */
+const TOKEN_SHAPE = /^\S+$/;
 
 export const discordSchema = z
   .object({
@@ -70,7 +75,10 @@ export const discordSchema = z
     type: z.literal('discord').optional(),
     token: z
       .instanceof(Secret, { message: 'required (token, token_file or token_credential)' })
-      .refine((s) => TOKEN_SHAPE.test(s.reveal()), 'is not a Discord bot token'),
+      .refine(
+        (s) => TOKEN_SHAPE.test(s.reveal()),
+        'must be the bare token, without spaces or a "Bot " prefix',
+      ),
     api_base: httpUrl.default(DEFAULTS.apiBase),
     /** Overrides the URL `GET /gateway/bot` returns (its limits are still read). */
     gateway_url: z
@@ -198,11 +206,21 @@ export interface DiscordSettings {
   jitter: boolean;
 }
 
-/** The bot's user id is the first token part, base64 of the decimal id. */
+/** The bot's user id: the first token part is the decimal id in base64 (public, not secret). */
 export function botIdOf(token: Secret): string | null {
   const head = token.reveal().split('.')[0] ?? '';
   const id = Buffer.from(head, 'base64url').toString('utf8');
   return /^\d{5,20}$/.test(id) ? id : null;
+}
+
+/**
+ * The non-secret identity of the token for the credential lock: the bot id, or for a token
+ * of another shape a short one-way fingerprint (12 hex digits of SHA-256 reveal nothing).
+ */
+export function credentialIdentity(token: Secret): string {
+  const id = botIdOf(token);
+  if (id !== null) return `discord:${id}`;
+  return `discord:sha256:${createHash('sha256').update(token.reveal()).digest('hex').slice(0, 12)}`;
 }
 
 export function hasIntent(settings: DiscordSettings, name: keyof typeof INTENTS): boolean {

@@ -4,7 +4,7 @@
  */
 import { definePlatform } from '../platform.js';
 import { DiscordAdapter } from './adapter.js';
-import { botIdOf, discordSchema, toSettings, type DiscordConfig } from './config.js';
+import { credentialIdentity, discordSchema, toSettings, type DiscordConfig } from './config.js';
 import './errors.js';
 import { DiscordRest } from './rest.js';
 
@@ -13,7 +13,7 @@ export const discordPlatform = definePlatform<DiscordConfig>({
   schema: discordSchema,
   create: (config, instance) => new DiscordAdapter(toSettings(config), { instance }),
   // The token's first part is the bot's public user id: one gateway session per bot token.
-  credentialIdentity: (config) => `discord:${botIdOf(config.token) ?? 'unknown'}`,
+  credentialIdentity: (config) => credentialIdentity(config.token),
   /**
    * Calls `GET /gateway/bot`. Resolves when Discord accepts the token; rejects with
    * GW_ERR_DISCORD_UNAUTHORIZED (kind `config`) when it refuses it, or
