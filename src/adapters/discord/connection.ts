@@ -1,16 +1,12 @@
 /**
- * One Discord gateway connection: open (`?v=10&encoding=json`), Hello, Identify or Resume,
- * heartbeats, paced commands, dispatches, and the decision of what the reconnect loop does
- * after it ends (one decision per connection: the first cause wins).
- *
- * Socket and timer callbacks only push items into an inbox (src/util/inbox.ts); one loop
- * (`run`) handles them in order, so every state change happens in one place.
+ * One Discord gateway connection: `?v=10&encoding=json`, Hello, Identify or Resume, paced
+ * commands, dispatches, and the decision of what the reconnect loop does after it ends. The
+ * socket loop, heartbeats, zombie detection and the close handshake are the shared
+ * GatewaySocket (src/net/gateway-socket.ts), which the QQ adapter uses too.
  */
 import type { Logger } from 'pino';
-import WebSocket, { type RawData } from 'ws';
 import { GatewayError } from '../../errors.js';
-import { ackDeadlineMs, rawSize, rawText } from '../../net/ws-frames.js';
-import { Inbox } from '../../util/inbox.js';
+import { GatewaySocket, type CloseVerdict } from '../../net/gateway-socket.js';
 import { WindowPacer } from '../../util/window-pacer.js';
 import {
   OPCODE_ACTIONS,
@@ -86,44 +82,44 @@ export interface ConnectionEnd {
   intervalMs: number;
 }
 
-type TimerName = 'hello' | 'ready' | 'beat' | 'ack' | 'close-wait' | 'pacer';
-
-type Item =
-  | { kind: 'open' }
-  | { kind: 'message'; data: RawData }
-  | { kind: 'close'; code: number; reason: string }
-  | { kind: 'error'; error: Error & { code?: string } }
-  | { kind: 'timer'; name: TimerName }
-  | { kind: 'abort' };
-
 type Command = { what: 'heartbeat' } | { what: 'frame'; text: string };
 
-export class DiscordConnection {
-  private readonly inbox = new Inbox<Item>();
-  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
-  private readonly log: Logger;
-  private readonly random: () => number;
+export class DiscordConnection extends GatewaySocket<ReconnectAction> {
   private readonly pacer: WindowPacer;
   /** Commands waiting for room in the 120 / 60 s window, in order. */
   private readonly queued: Command[] = [];
-  private ws: WebSocket | null = null;
-  private opened = false;
   private helloSeen = false;
-  private intervalMs = 0;
-  private ackTimeoutMs = 0;
-  private awaitingAck = false;
-  private lastSocketError: (Error & { code?: string }) | null = null;
-  private ending: { action: ReconnectAction | 'stop'; error: GatewayError | null } | null = null;
   private session: { sessionId: string; seq: number; resumeUrl: string } | null;
   private seq: number | null;
   private readyAt: number | null = null;
   private sentResume = false;
   private sentIdentify = false;
-  private zombieAt: number | null = null;
 
   constructor(private readonly options: ConnectionOptions) {
-    this.log = options.log;
-    this.random = options.random ?? Math.random;
+    super({
+      url: options.url,
+      timeouts: options.timeouts,
+      maxPayloadBytes: options.maxPayloadBytes,
+      jitter: options.jitter,
+      ...(options.random === undefined ? {} : { random: options.random }),
+      log: options.log,
+      codes: {
+        connectFailed: 'GW_ERR_DISCORD_CONNECT_FAILED',
+        helloTimeout: 'GW_ERR_DISCORD_HELLO_TIMEOUT',
+        readyTimeout: 'GW_ERR_DISCORD_READY_TIMEOUT',
+        heartbeatTimeout: 'GW_ERR_DISCORD_HEARTBEAT_TIMEOUT',
+        frameTooLarge: 'GW_ERR_DISCORD_FRAME_TOO_LARGE',
+        malformedFrame: 'GW_ERR_DISCORD_MALFORMED_FRAME',
+      },
+      closeCode: CLOSE_KEEP_SESSION,
+      onFrame: () => options.hooks.frame(),
+      onDropped: (code) =>
+        options.hooks.dropped(
+          code === 'GW_ERR_DISCORD_FRAME_TOO_LARGE'
+            ? 'GW_ERR_DISCORD_FRAME_TOO_LARGE'
+            : 'GW_ERR_DISCORD_MALFORMED_FRAME',
+        ),
+    });
     this.session = options.resume === null ? null : { ...options.resume };
     this.seq = options.resume?.seq ?? null;
     this.pacer = new WindowPacer(options.gatewayLimit.commands, options.gatewayLimit.windowMs);
@@ -135,42 +131,7 @@ export class DiscordConnection {
    * (a state write failed), after the socket is cut.
    */
   async run(signal: AbortSignal): Promise<ConnectionEnd> {
-    const onAbort = (): void => this.inbox.push({ kind: 'abort' });
-    if (signal.aborted) return this.result('stop', null, null);
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      if (!this.open()) return this.result(this.ending!.action, this.ending!.error, null);
-      let closeCode: number | null = null;
-      let failure: Error | null = null;
-      for (;;) {
-        const item = this.inbox.poll() ?? (await this.inbox.take());
-        if (item.kind === 'close') {
-          closeCode = this.onClose(item.code, item.reason);
-          break;
-        }
-        if (failure !== null) continue;
-        try {
-          const pending = this.handle(item);
-          if (pending !== undefined) await pending;
-        } catch (err) {
-          failure = err instanceof Error ? err : new Error(String(err));
-          this.ws?.terminate();
-        }
-      }
-      if (failure !== null) throw failure;
-      return this.result(this.ending!.action, this.ending!.error, closeCode);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      for (const timer of this.timers.values()) clearTimeout(timer);
-      this.timers.clear();
-    }
-  }
-
-  private result(
-    action: ReconnectAction | 'stop',
-    error: GatewayError | null,
-    closeCode: number | null,
-  ): ConnectionEnd {
+    const { action, error, closeCode } = await this.runSocket(signal);
     const session =
       action === 'identify' || this.session === null
         ? null
@@ -188,173 +149,33 @@ export class DiscordConnection {
     };
   }
 
-  private open(): boolean {
-    const { timeouts, maxPayloadBytes } = this.options;
-    let ws: WebSocket;
-    let url: string;
-    try {
-      url = connectUrl(this.options.url);
-      ws = new WebSocket(url, {
-        handshakeTimeout: timeouts.connectMs,
-        maxPayload: maxPayloadBytes * 4,
-        perMessageDeflate: false,
-      });
-    } catch (err) {
-      this.ending = {
-        action: 'resume',
-        error: new GatewayError(
-          'GW_ERR_DISCORD_CONNECT_FAILED',
-          `cannot connect to ${this.options.url}: ${String(err)}`,
-          { cause: err },
-        ),
-      };
-      return false;
-    }
-    this.ws = ws;
-    ws.on('open', () => this.inbox.push({ kind: 'open' }));
-    ws.on('message', (data) => this.inbox.push({ kind: 'message', data }));
-    ws.on('close', (code, reason) =>
-      this.inbox.push({ kind: 'close', code, reason: reason.toString() }),
-    );
-    ws.on('error', (error) => this.inbox.push({ kind: 'error', error }));
-    return true;
+  protected get resumeAction(): ReconnectAction {
+    return 'resume';
   }
 
-  private setTimer(name: TimerName, ms: number): void {
-    this.clearTimer(name);
-    this.timers.set(
-      name,
-      setTimeout(() => {
-        this.timers.delete(name);
-        this.inbox.push({ kind: 'timer', name });
-      }, ms),
-    );
+  protected decideClose(code: number): CloseVerdict<ReconnectAction> {
+    return decideClose(code);
   }
 
-  private clearTimer(name: TimerName): void {
-    const timer = this.timers.get(name);
-    if (timer !== undefined) clearTimeout(timer);
-    this.timers.delete(name);
+  protected override socketUrl(): string {
+    return connectUrl(this.options.url);
   }
 
-  private handle(item: Exclude<Item, { kind: 'close' }>): Promise<void> | undefined {
-    switch (item.kind) {
-      case 'open':
-        this.opened = true;
-        if (this.ending === null) this.setTimer('hello', this.options.timeouts.helloMs);
-        return;
-      case 'message':
-        return this.onMessage(item.data);
-      case 'error':
-        this.onSocketError(item.error);
-        return;
-      case 'timer':
-        this.onTimer(item.name);
-        return;
-      case 'abort':
-        this.end('stop', null, 'close');
-        return;
-    }
-  }
-
-  private onSocketError(error: Error & { code?: string }): void {
-    this.lastSocketError = error;
-    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-      this.log.warn(
-        {
-          code: 'GW_ERR_DISCORD_FRAME_TOO_LARGE',
-          hard_limit_bytes: this.options.maxPayloadBytes * 4,
-        },
-        'frame above the hard size limit: connection cut',
-      );
-      this.options.hooks.dropped('GW_ERR_DISCORD_FRAME_TOO_LARGE');
-      this.end(
-        'resume',
-        new GatewayError('GW_ERR_DISCORD_FRAME_TOO_LARGE', 'frame above the hard size limit'),
-        'none',
-      );
-      return;
-    }
-    this.log.debug({ err_code: error.code, err: error.message }, 'socket error');
-  }
-
-  private onTimer(name: TimerName): void {
-    switch (name) {
-      case 'hello':
-        this.end(
-          'resume',
-          new GatewayError(
-            'GW_ERR_DISCORD_HELLO_TIMEOUT',
-            `no Hello within ${this.options.timeouts.helloMs} ms`,
-          ),
-          'terminate',
-        );
-        return;
-      case 'ready':
-        this.end(
-          'resume',
-          new GatewayError(
-            'GW_ERR_DISCORD_READY_TIMEOUT',
-            `no ${this.sentResume ? 'RESUMED' : 'READY'} within ${this.options.timeouts.readyMs} ms`,
-          ),
-          'terminate',
-        );
-        return;
-      case 'beat':
-        this.beat();
-        return;
-      case 'ack':
-        if (this.awaitingAck) this.zombie();
-        return;
-      case 'pacer':
-        this.flush();
-        return;
-      case 'close-wait':
-        this.ws?.terminate();
-        return;
-    }
-  }
-
-  /** The timer's heartbeat: sent (or queued behind the pacer), ACK deadline and next beat armed. */
-  private beat(): void {
-    if (this.ending !== null) return;
-    if (this.awaitingAck) {
-      this.zombie();
-      return;
-    }
+  protected sendHeartbeat(): void {
     this.command({ what: 'heartbeat' });
-    this.awaitingAck = true;
-    this.setTimer('ack', this.ackTimeoutMs);
-    this.setTimer('beat', this.intervalMs);
   }
 
-  private zombie(): void {
-    this.zombieAt = Date.now();
-    this.log.warn(
-      {
-        code: 'GW_ERR_DISCORD_HEARTBEAT_TIMEOUT',
-        heartbeat_interval_ms: this.intervalMs,
-        ack_timeout_ms: this.ackTimeoutMs,
-      },
-      'heartbeat not acknowledged: zombie connection, terminating to resume',
-    );
-    // terminate(): no close frame, so Discord keeps the session for a Resume.
-    this.end(
-      'resume',
-      new GatewayError(
-        'GW_ERR_DISCORD_HEARTBEAT_TIMEOUT',
-        `heartbeat not acknowledged within ${this.ackTimeoutMs} ms (interval ${this.intervalMs} ms)`,
-      ),
-      'terminate',
-    );
+  protected override onOwnTimer(name: string): void {
+    if (name === 'pacer') this.flush();
   }
 
   /**
    * Sends a command through the pacer: at most gateway_limit.commands per window, heartbeats
    * included (Discord closes with 4008 beyond 120 / 60 s). What does not fit waits in order;
-   * a heartbeat already waiting is not queued twice (one carries the latest seq anyway).
+   * a heartbeat already waiting is not queued twice (it carries the latest seq anyway).
    */
   private command(cmd: Command): void {
+    if (this.ending !== null) return;
     if (cmd.what === 'heartbeat' && this.queued.some((c) => c.what === 'heartbeat')) return;
     this.queued.push(cmd);
     this.flush();
@@ -362,9 +183,13 @@ export class DiscordConnection {
 
   private flush(): void {
     while (this.queued.length > 0) {
+      if (this.ending !== null) {
+        this.queued.length = 0;
+        return;
+      }
       if (!this.pacer.tryTake()) {
         const waitMs = this.pacer.waitMs();
-        if (!this.timers.has('pacer')) {
+        if (!this.hasTimer('pacer')) {
           this.log.debug(
             { queued: this.queued.length, wait_ms: waitMs },
             'gateway command limit reached: commands wait for room',
@@ -378,29 +203,10 @@ export class DiscordConnection {
     }
   }
 
-  private onMessage(data: RawData): Promise<void> | undefined {
-    this.options.hooks.frame();
-    const size = rawSize(data);
-    if (size > this.options.maxPayloadBytes) {
-      this.log.warn(
-        {
-          code: 'GW_ERR_DISCORD_FRAME_TOO_LARGE',
-          bytes: size,
-          limit_bytes: this.options.maxPayloadBytes,
-        },
-        'frame above max_payload_bytes dropped',
-      );
-      this.options.hooks.dropped('GW_ERR_DISCORD_FRAME_TOO_LARGE');
-      return;
-    }
-    const text = rawText(data);
+  protected onText(text: string, size: number): Promise<void> | undefined {
     const frame = parseFrame(text);
     if (frame === null) {
-      this.log.warn(
-        { code: 'GW_ERR_DISCORD_MALFORMED_FRAME', bytes: size, head: text.slice(0, 64) },
-        'malformed frame dropped',
-      );
-      this.options.hooks.dropped('GW_ERR_DISCORD_MALFORMED_FRAME');
+      this.malformed(text, size);
       return;
     }
     // A frame we no longer act on must not advance the seq we resume from.
@@ -419,11 +225,10 @@ export class DiscordConnection {
       case Op.Dispatch:
         return this.onDispatch(frame);
       case Op.HeartbeatAck:
-        this.awaitingAck = false;
-        this.clearTimer('ack');
+        this.acked();
         return;
       case Op.Heartbeat:
-        // The server asks for a beat now; it does not count as the timer's (no zombie check).
+        // The server asks for a beat now; it is not the timer's (no zombie check).
         this.command({ what: 'heartbeat' });
         return;
       case Op.Reconnect:
@@ -473,12 +278,7 @@ export class DiscordConnection {
       return;
     }
     this.helloSeen = true;
-    this.clearTimer('hello');
-    this.intervalMs = interval;
-    this.ackTimeoutMs = ackDeadlineMs(interval, this.options.timeouts.heartbeatAckMs);
-    // The first beat is jittered so clients that reconnect together do not beat together.
-    const first = this.options.jitter ? interval * this.random() : interval;
-    this.setTimer('beat', first);
+    this.startHeartbeats(interval);
     const resume = this.options.resume;
     this.options.hooks.phase(resume !== null ? 'resuming' : 'identifying');
     const { token, intents, shard } = this.options;
@@ -489,7 +289,6 @@ export class DiscordConnection {
       this.command({ what: 'frame', text: identifyFrame(token, intents, shard) });
       this.sentIdentify = true;
     }
-    this.setTimer('ready', this.options.timeouts.readyMs);
   }
 
   private onDispatch(frame: GatewayFrame): Promise<void> | undefined {
@@ -506,12 +305,8 @@ export class DiscordConnection {
         );
         return;
       }
-      this.session = {
-        sessionId: ready.sessionId,
-        resumeUrl: ready.resumeUrl,
-        seq: this.seq ?? 0,
-      };
-      this.clearTimer('ready');
+      this.session = { sessionId: ready.sessionId, resumeUrl: ready.resumeUrl, seq: this.seq ?? 0 };
+      this.handshakeDone();
       this.readyAt = Date.now();
       return this.options.hooks.ready({
         resumed: false,
@@ -521,7 +316,7 @@ export class DiscordConnection {
       });
     }
     if (frame.t === 'RESUMED') {
-      this.clearTimer('ready');
+      this.handshakeDone();
       this.readyAt = Date.now();
       return this.options.hooks.ready({
         resumed: true,
@@ -536,81 +331,5 @@ export class DiscordConnection {
     }
     this.options.hooks.dispatch(frame.t, frame.d, frame.s);
     return;
-  }
-
-  private onClose(code: number, reason: string): number | null {
-    if (this.ending !== null) {
-      // A fatal close code is the platform's last word whatever we had decided.
-      const late = this.opened ? decideClose(code) : null;
-      if (late?.action === 'fatal' && this.ending.action !== 'stop') {
-        this.ending = { action: 'fatal', error: this.closeError(code, reason) };
-      }
-      return this.opened ? code : null;
-    }
-    if (!this.opened) {
-      const cause = this.lastSocketError?.message ?? `closed with ${code}`;
-      this.ending = {
-        action: 'resume',
-        error: new GatewayError(
-          'GW_ERR_DISCORD_CONNECT_FAILED',
-          `cannot connect to ${this.options.url}: ${cause}`,
-          { cause: this.lastSocketError ?? undefined },
-        ),
-      };
-      return null;
-    }
-    const decision = decideClose(code);
-    if (!decision.known) {
-      this.log.warn(
-        { code: decision.errorCode, close_code: code, reason },
-        `unknown close code ${code}: resuming`,
-      );
-    }
-    if (decision.action === 'identify') this.session = null;
-    this.ending = { action: decision.action, error: this.closeError(code, reason) };
-    return code;
-  }
-
-  private closeError(code: number, reason: string): GatewayError {
-    const decision = decideClose(code);
-    const text = reason === '' ? '' : ` "${reason.slice(0, 120)}"`;
-    const fix = decision.fix === null ? '' : `: ${decision.fix}`;
-    return new GatewayError(
-      decision.errorCode,
-      `gateway closed the connection with ${code} (${decision.meaning})${text}${fix}`,
-      { details: { close_code: code } },
-    );
-  }
-
-  /**
-   * Decides how this connection ends (the first decision wins) and starts closing: `close`
-   * sends 4000 (the session stays resumable) and cuts the socket if the peer does not answer
-   * within closeMs; `terminate` cuts it at once; `none` leaves it to ws.
-   */
-  private end(
-    action: ReconnectAction | 'stop',
-    error: GatewayError | null,
-    how: 'close' | 'terminate' | 'none',
-  ): void {
-    if (this.ending !== null) return;
-    this.ending = { action, error };
-    for (const name of ['hello', 'ready', 'beat', 'ack', 'pacer'] as const) this.clearTimer(name);
-    this.queued.length = 0;
-    const ws = this.ws;
-    if (ws === null || how === 'none') return;
-    if (how === 'terminate' || ws.readyState === WebSocket.CONNECTING) {
-      ws.terminate();
-      return;
-    }
-    if (ws.readyState === WebSocket.OPEN) {
-      ws.close(CLOSE_KEEP_SESSION, action === 'stop' ? 'stopping' : 'reconnecting');
-    }
-    this.setTimer('close-wait', this.options.timeouts.closeMs);
-  }
-
-  private sendNow(text: string): void {
-    const ws = this.ws;
-    if (ws === null || ws.readyState !== WebSocket.OPEN) return;
-    ws.send(text);
   }
 }
