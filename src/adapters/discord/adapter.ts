@@ -9,10 +9,10 @@ import pino, { type Logger } from 'pino';
 import type {
   Adapter,
   AdapterContext,
-  AdapterStatusPatch,
   OutboundMessage,
   SendResult,
 } from '../../adapters/contract.js';
+import { AdapterLifecycle } from '../lifecycle.js';
 import { GatewayError, toGatewayError } from '../../errors.js';
 import { reconnectsTotal } from '../../metrics.js';
 import { HttpFailureError } from '../../net/http.js';
@@ -79,16 +79,10 @@ export class DiscordAdapter implements Adapter {
   private readonly backoff: Backoff;
   private readonly random: () => number;
   private log: Logger = pino({ level: 'silent' });
-  private ctx: AdapterContext | null = null;
+  private readonly life = new AdapterLifecycle('discord', () => this.log);
   /** The session to resume; survives connections, dropped when Discord refuses it. */
   private session: { sessionId: string; seq: number; resumeUrl: string } | null = null;
   private botId: string | null = null;
-  private attempt = 0;
-  private phaseState: 'connecting' | 'reconnecting' = 'connecting';
-  private detail: string | null = null;
-  private state: 'connecting' | 'reconnecting' | 'connected' | null = null;
-  private healthyTimer: NodeJS.Timeout | null = null;
-  private restartResume: { ageMs: number; seq: number } | null = null;
   /** When this adapter last sent Identify (max_concurrency: one per window per shard). */
   private lastIdentifyAt = -Infinity;
   /** The last URL `GET /gateway/bot` gave, kept when the endpoint later fails. */
@@ -134,11 +128,19 @@ export class DiscordAdapter implements Adapter {
    * close code's error (GW_ERR_DISCORD_CLOSE_4014..., exit 78) for a fatal close.
    */
   async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
-    this.ctx = ctx;
     this.log = ctx.log;
-    this.takeResumePoint(ctx);
+    this.life.bind(ctx);
+    const taken = this.life.takeResumePoint(ctx, ['session_id', 'resume_url']);
+    if (taken !== null) {
+      this.session = {
+        sessionId: taken.session.session_id!,
+        resumeUrl: taken.session.resume_url!,
+        seq: taken.seq,
+      };
+      this.botId = taken.session.bot_id ?? this.botId;
+    }
     try {
-      await this.move({
+      await this.life.move({
         reconnectAttempt: 0,
         maxReconnectAttempts: this.settings.reconnect.maxAttempts,
         resumable: this.session !== null,
@@ -153,7 +155,7 @@ export class DiscordAdapter implements Adapter {
       }
       throw err;
     } finally {
-      this.clearHealthyTimer();
+      this.life.clearHealthyTimer();
       this.rest.close();
     }
   }
@@ -189,10 +191,10 @@ export class DiscordAdapter implements Adapter {
         this.session = null;
         resumeFailures = 0;
       }
-      if (end.readyAt !== null && Date.now() - end.readyAt >= healthyAfterMs) this.attempt = 0;
-      this.attempt += 1;
-      this.phaseState = 'reconnecting';
-      if (this.attempt > maxAttempts) {
+      if (end.readyAt !== null && Date.now() - end.readyAt >= healthyAfterMs) this.life.attempt = 0;
+      this.life.attempt += 1;
+      this.life.phase = 'reconnecting';
+      if (this.life.attempt > maxAttempts) {
         throw new GatewayError(
           'GW_ERR_DISCORD_RECONNECT_EXHAUSTED',
           `gave up after ${maxAttempts} reconnect attempts without a healthy connection; last error ${error.code}: ${error.message}`,
@@ -206,7 +208,7 @@ export class DiscordAdapter implements Adapter {
           ? rateLimitedWaitMs
           : end.action === 'identify'
             ? Math.round(lo + (hi - lo) * (this.settings.jitter ? this.random() : 0.5))
-            : this.backoff.delayFor(this.attempt);
+            : this.backoff.delayFor(this.life.attempt);
       const detail =
         end.action === 'wait'
           ? 'rate_limited'
@@ -217,15 +219,15 @@ export class DiscordAdapter implements Adapter {
         {
           code: error.code,
           action: end.action,
-          attempt: this.attempt,
+          attempt: this.life.attempt,
           max_attempts: maxAttempts,
           wait_ms: waitMs,
           resumable: this.session !== null,
         },
-        `connection ended (${error.message}); reconnect ${this.attempt}/${maxAttempts} in ${waitMs} ms`,
+        `connection ended (${error.message}); reconnect ${this.life.attempt}/${maxAttempts} in ${waitMs} ms`,
       );
-      await this.move({
-        reconnectAttempt: this.attempt,
+      await this.life.move({
+        reconnectAttempt: this.life.attempt,
         lastError: error,
         resumable: this.session !== null,
         detail,
@@ -258,7 +260,7 @@ export class DiscordAdapter implements Adapter {
       const spacingMs =
         this.lastIdentifyAt + this.settings.reconnect.identifyIntervalMs - Date.now();
       if (spacingMs > 0) {
-        this.setDetail('identify_spacing');
+        this.life.setDetail('identify_spacing');
         if (!(await sleep(spacingMs, signal))) return stop;
       }
     }
@@ -292,7 +294,7 @@ export class DiscordAdapter implements Adapter {
             this.stats.identifies += 1;
             this.lastIdentifyAt = Date.now();
           }
-          this.setDetail(detail);
+          this.life.setDetail(detail);
         },
         ready: async (info) => {
           if (!info.resumed) {
@@ -306,16 +308,16 @@ export class DiscordAdapter implements Adapter {
             ctx.saveSession(saved);
             this.warnContentIntent();
           }
-          this.settleRestartResume(ctx, info.resumed);
+          this.life.settleRestartResume(ctx, info.resumed);
           this.log.info(
-            { resumed: info.resumed, attempt: this.attempt },
+            { resumed: info.resumed, attempt: this.life.attempt },
             info.resumed ? 'session resumed (RESUMED)' : 'session ready (READY)',
           );
-          await this.move(
-            { reconnectAttempt: this.attempt, resumable: true, detail: null },
+          await this.life.move(
+            { reconnectAttempt: this.life.attempt, resumable: true, detail: null },
             'connected',
           );
-          this.armHealthyTimer(ctx);
+          this.life.armHealthyTimer(this.settings.reconnect.healthyAfterMs);
         },
         dispatch: (t, d, seq) => this.onDispatch(ctx, t, d, seq),
         dropped: (code) => {
@@ -327,13 +329,13 @@ export class DiscordAdapter implements Adapter {
     this.stats.connections += 1;
     let end: ConnectionEnd;
     try {
-      this.setDetail('opening_socket');
+      this.life.setDetail('opening_socket');
       end = await connection.run(signal);
     } catch (err) {
       if (signal.aborted) return stop;
       throw err;
     } finally {
-      this.clearHealthyTimer();
+      this.life.clearHealthyTimer();
     }
     if (end.zombieAt !== null)
       this.stats.lastZombie = { at: end.zombieAt, intervalMs: end.intervalMs };
@@ -352,7 +354,7 @@ export class DiscordAdapter implements Adapter {
    */
   private async discover(signal: AbortSignal): Promise<{ url: string } | GatewayError | 'stop'> {
     for (;;) {
-      this.setDetail('fetching_gateway');
+      this.life.setDetail('fetching_gateway');
       let info: GatewayInfo;
       try {
         info = await this.rest.gatewayBot(signal);
@@ -381,47 +383,9 @@ export class DiscordAdapter implements Adapter {
         { remaining: limit.remaining, total: limit.total, reset_after_ms: limit.resetAfterMs },
         `session start limit reached: waiting ${waitMs} ms for its reset`,
       );
-      await this.move({ detail: 'waiting_session_limit' });
+      await this.life.move({ detail: 'waiting_session_limit' });
       if (!(await sleep(waitMs, signal))) return 'stop';
     }
-  }
-
-  private takeResumePoint(ctx: AdapterContext): void {
-    const point = ctx.resumePoint;
-    const id = point?.session.session_id;
-    const url = point?.session.resume_url;
-    if (point === null || typeof id !== 'string' || typeof url !== 'string') return;
-    const seq = point.position ?? 0;
-    if (point.stale) {
-      this.log.warn(
-        { resume_point_age_ms: point.ageMs, seq },
-        `resume point of the previous process is ${point.ageMs} ms old: identifying instead`,
-      );
-      ctx.resumeOutcome('stale');
-      return;
-    }
-    this.session = { sessionId: id, seq, resumeUrl: url };
-    if (typeof point.session.bot_id === 'string') this.botId = point.session.bot_id;
-    this.restartResume = { ageMs: point.ageMs, seq };
-    this.log.info(
-      { resume_point_age_ms: point.ageMs, seq },
-      'resuming the previous process session at its handled seq',
-    );
-  }
-
-  private settleRestartResume(ctx: AdapterContext, resumed: boolean): void {
-    const pending = this.restartResume;
-    if (pending === null) return;
-    this.restartResume = null;
-    if (resumed) {
-      ctx.resumeOutcome('accepted');
-      return;
-    }
-    ctx.resumeOutcome('refused');
-    this.log.warn(
-      { resume_point_age_ms: pending.ageMs, seq: pending.seq },
-      `Discord refused to resume the previous process session (${pending.ageMs} ms old): identified instead, events of the gap are not replayed`,
-    );
   }
 
   /** Without MESSAGE_CONTENT, guild messages that do not mention the bot arrive empty. */
@@ -470,47 +434,5 @@ export class DiscordAdapter implements Adapter {
         ctx.emit(normalized.event);
         return;
     }
-  }
-
-  private armHealthyTimer(ctx: AdapterContext): void {
-    this.clearHealthyTimer();
-    this.healthyTimer = setTimeout(() => {
-      this.healthyTimer = null;
-      if (this.attempt === 0) return;
-      this.attempt = 0;
-      this.log.info('connection healthy: reconnect attempts reset');
-      ctx.note({ reconnectAttempt: 0, lastError: null });
-    }, this.settings.reconnect.healthyAfterMs);
-  }
-
-  private clearHealthyTimer(): void {
-    if (this.healthyTimer !== null) clearTimeout(this.healthyTimer);
-    this.healthyTimer = null;
-  }
-
-  private setDetail(detail: string): void {
-    if (this.detail === detail) return;
-    const ctx = this.ctx;
-    if (ctx === null) return;
-    if (this.state !== this.phaseState) {
-      throw new GatewayError(
-        'GW_ERR_INTERNAL',
-        `discord step ${detail} while ${this.state ?? 'not started'}, not ${this.phaseState}`,
-      );
-    }
-    ctx.note({ detail });
-    this.detail = detail;
-    this.log.debug({ detail }, `${this.phaseState}: ${detail}`);
-  }
-
-  private async move(
-    patch: AdapterStatusPatch,
-    state: 'connecting' | 'reconnecting' | 'connected' = this.phaseState,
-  ): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === null) return;
-    await ctx.transition(state, patch);
-    this.state = state;
-    if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
   }
 }
