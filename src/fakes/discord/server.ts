@@ -275,6 +275,52 @@ export class FakeDiscordServer {
     return [...this.connections].filter((c) => !c.closed);
   }
 
+  /**
+   * Writes `count` DM MESSAGE_CREATE dispatches to the live session as fast as the socket
+   * takes them (batches while less than 1 MB is buffered; not kept for replay): the bench's
+   * producer.
+   * Resolves once every frame is handed to the socket.
+   */
+  async produceMessages(count: number, channelId = '320000000000000001'): Promise<void> {
+    const session = this.session;
+    const conn = session?.conn;
+    if (session === null || conn === null || conn === undefined) throw new Error('no live session');
+    const ws = conn.ws;
+    const author = { id: '400000000000000001', username: 'alice', global_name: 'Alice' };
+    let written = 0;
+    while (written < count) {
+      while (ws.bufferedAmount > 1 << 20) await new Promise((r) => setTimeout(r, 1));
+      if (ws.readyState !== ws.OPEN) throw new Error('the client closed during the run');
+      const batch = Math.min(500, count - written);
+      for (let i = 0; i < batch; i++) {
+        const id = nextId();
+        session.seq += 1;
+        ws.send(
+          JSON.stringify({
+            op: 0,
+            s: session.seq,
+            t: 'MESSAGE_CREATE',
+            d: {
+              id,
+              channel_id: channelId,
+              channel_type: 1,
+              type: 0,
+              author,
+              content: `message ${written + i}`,
+              timestamp: new Date().toISOString(),
+              edited_timestamp: null,
+              mentions: [],
+              attachments: [],
+              embeds: [],
+            },
+          }),
+        );
+      }
+      written += batch;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
   /** Closes every live connection with `code`. */
   closeClient(code: number, reason = 'scripted close'): void {
     for (const c of this.live()) c.close(code, reason);
