@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import { reconnectsTotal } from '../metrics.js';
 import type { AdapterContext, AdapterStatusPatch } from './contract.js';
 
 type OwnState = 'connecting' | 'reconnecting' | 'connected';
@@ -21,6 +22,8 @@ export class AdapterLifecycle {
   private state: OwnState | null = null;
   private healthyTimer: NodeJS.Timeout | null = null;
   private restartResume: { ageMs: number; seq: number } | null = null;
+  /** Resumes in a row that did not reach READY / RESUMED. */
+  private resumeFailures = 0;
 
   constructor(
     private readonly type: string,
@@ -59,6 +62,78 @@ export class AdapterLifecycle {
     await ctx.transition(state, patch);
     this.state = state;
     if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
+  }
+
+  /**
+   * Never a Resume loop: counts Resumes in a row that did not reach READY / RESUMED and
+   * returns true (logged) once `maxResumeFailures` is reached: the adapter then drops its
+   * session and starts a new one.
+   */
+  resumeGivenUp(readyAt: number | null, triedResume: boolean, maxResumeFailures: number): boolean {
+    if (readyAt !== null) this.resumeFailures = 0;
+    else if (triedResume) this.resumeFailures += 1;
+    if (this.resumeFailures < maxResumeFailures) return false;
+    this.log().warn(
+      { resume_failures: this.resumeFailures },
+      'resume keeps failing: starting a new session instead',
+    );
+    this.resumeFailures = 0;
+    return true;
+  }
+
+  /**
+   * Counts one reconnect against the budget and announces it (log, metric, the persisted
+   * `reconnecting` step with the wait's `detail`). A connection that died soon after READY does
+   * not reset the budget, so quick disconnects in a row still add up. Throws `exhaustedCode`
+   * (retryable: exit 1) past `maxAttempts`.
+   */
+  async reconnect(options: {
+    instance: string;
+    error: GatewayError;
+    action: string;
+    readyAt: number | null;
+    maxAttempts: number;
+    healthyAfterMs: number;
+    exhaustedCode: string;
+    /** The wait before the next attempt, from the attempt number it is given. */
+    waitMs: (attempt: number) => number;
+    detail: string;
+    resumable: boolean;
+  }): Promise<number> {
+    const { error, maxAttempts } = options;
+    if (options.readyAt !== null && Date.now() - options.readyAt >= options.healthyAfterMs) {
+      this.attempt = 0;
+    }
+    this.attempt += 1;
+    this.phase = 'reconnecting';
+    if (this.attempt > maxAttempts) {
+      throw new GatewayError(
+        options.exhaustedCode,
+        `gave up after ${maxAttempts} reconnect attempts without a healthy connection; last error ${error.code}: ${error.message}`,
+        { cause: error, details: { attempts: maxAttempts, last_code: error.code } },
+      );
+    }
+    // The cause label is a registered error code: a small, fixed set.
+    reconnectsTotal.inc({ platform: options.instance, cause: error.code });
+    const waitMs = options.waitMs(this.attempt);
+    this.log().warn(
+      {
+        code: error.code,
+        action: options.action,
+        attempt: this.attempt,
+        max_attempts: maxAttempts,
+        wait_ms: waitMs,
+        resumable: options.resumable,
+      },
+      `connection ended (${error.message}); reconnect ${this.attempt}/${maxAttempts} in ${waitMs} ms`,
+    );
+    await this.move({
+      reconnectAttempt: this.attempt,
+      lastError: error,
+      resumable: options.resumable,
+      detail: options.detail,
+    });
+    return waitMs;
   }
 
   /** Marks the connection healthy after `healthyAfterMs`: the budget starts over. */

@@ -14,7 +14,6 @@ import type {
 } from '../../adapters/contract.js';
 import { AdapterLifecycle } from '../lifecycle.js';
 import { GatewayError, toGatewayError } from '../../errors.js';
-import { reconnectsTotal } from '../../metrics.js';
 import { HttpFailureError } from '../../net/http.js';
 import { Backoff, sleep } from '../../util/backoff.js';
 import { hasIntent, type DiscordSettings } from './config.js';
@@ -168,7 +167,6 @@ export class DiscordAdapter implements Adapter {
   private async loop(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
     const { maxAttempts, healthyAfterMs, maxResumeFailures, rateLimitedWaitMs } =
       this.settings.reconnect;
-    let resumeFailures = 0;
     while (!signal.aborted) {
       const end = await this.attemptOnce(ctx, signal);
       if (end.action === 'stop' || signal.aborted) return;
@@ -178,59 +176,34 @@ export class DiscordAdapter implements Adapter {
         this.log.warn({ code: error.code }, `giving up for good: ${error.message}`);
         throw error;
       }
-      // Never loop on Resume: after max_resume_failures refused Resumes in a row, Identify.
-      // A Resume that never reached RESUMED counts, whether refused or cut before an answer
-      // (Discord has answered Resumes with 1006 for minutes before an op 9: fact sheet §13).
-      if (end.readyAt !== null) resumeFailures = 0;
-      else if (end.triedResume) resumeFailures += 1;
-      if (resumeFailures >= maxResumeFailures && this.session !== null) {
-        this.log.warn(
-          { resume_failures: resumeFailures },
-          'resume keeps failing: starting a new session instead',
-        );
+      // Never loop on Resume: after max_resume_failures Resumes in a row that did not reach
+      // RESUMED, whether refused or cut before an answer (Discord has answered Resumes with
+      // 1006 for minutes before an op 9: fact sheet §13), start a new session.
+      if (this.life.resumeGivenUp(end.readyAt, end.triedResume, maxResumeFailures)) {
         this.session = null;
-        resumeFailures = 0;
       }
-      if (end.readyAt !== null && Date.now() - end.readyAt >= healthyAfterMs) this.life.attempt = 0;
-      this.life.attempt += 1;
-      this.life.phase = 'reconnecting';
-      if (this.life.attempt > maxAttempts) {
-        throw new GatewayError(
-          'GW_ERR_DISCORD_RECONNECT_EXHAUSTED',
-          `gave up after ${maxAttempts} reconnect attempts without a healthy connection; last error ${error.code}: ${error.message}`,
-          { cause: error, details: { attempts: maxAttempts, last_code: error.code } },
-        );
-      }
-      reconnectsTotal.inc({ platform: this.name, cause: error.code });
       const [lo, hi] = this.settings.reconnect.invalidSessionWaitMs;
-      const waitMs =
-        end.action === 'wait'
-          ? rateLimitedWaitMs
-          : end.action === 'identify'
-            ? Math.round(lo + (hi - lo) * (this.settings.jitter ? this.random() : 0.5))
-            : this.backoff.delayFor(this.life.attempt);
-      const detail =
-        end.action === 'wait'
-          ? 'rate_limited'
-          : end.action === 'identify'
-            ? 'invalid_session'
-            : 'backoff';
-      this.log.warn(
-        {
-          code: error.code,
-          action: end.action,
-          attempt: this.life.attempt,
-          max_attempts: maxAttempts,
-          wait_ms: waitMs,
-          resumable: this.session !== null,
-        },
-        `connection ended (${error.message}); reconnect ${this.life.attempt}/${maxAttempts} in ${waitMs} ms`,
-      );
-      await this.life.move({
-        reconnectAttempt: this.life.attempt,
-        lastError: error,
+      const waitMs = await this.life.reconnect({
+        instance: this.name,
+        error,
+        action: end.action,
+        readyAt: end.readyAt,
+        maxAttempts,
+        healthyAfterMs,
+        exhaustedCode: 'GW_ERR_DISCORD_RECONNECT_EXHAUSTED',
+        waitMs: (attempt) =>
+          end.action === 'wait'
+            ? rateLimitedWaitMs
+            : end.action === 'identify'
+              ? Math.round(lo + (hi - lo) * (this.settings.jitter ? this.random() : 0.5))
+              : this.backoff.delayFor(attempt),
+        detail:
+          end.action === 'wait'
+            ? 'rate_limited'
+            : end.action === 'identify'
+              ? 'invalid_session'
+              : 'backoff',
         resumable: this.session !== null,
-        detail,
       });
       if (!(await sleep(waitMs, signal))) return;
     }

@@ -22,7 +22,6 @@ import { INTENTS, isMessageEvent, type GatewayInfo, type ReconnectAction } from 
 import { QQRest } from './rest.js';
 import { Sender } from './send.js';
 import { TokenSource, isAbort, type AccessToken } from './token.js';
-import { reconnectsTotal } from '../../metrics.js';
 
 /** Jitter ratio of backoff steps when jitter is on. */
 const BACKOFF_JITTER = 0.25;
@@ -171,7 +170,6 @@ export class QQBotAdapter implements Adapter {
   private async loop(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
     const { maxAttempts, healthyAfterMs, maxResumeFailures, rateLimitedWaitMs } =
       this.settings.reconnect;
-    let resumeFailures = 0;
     while (!signal.aborted) {
       const end = await this.attemptOnce(ctx, signal);
       if (end.action === 'stop' || signal.aborted) return;
@@ -184,48 +182,21 @@ export class QQBotAdapter implements Adapter {
       }
       if (end.action === 'refresh_token') this.tokens.invalidate(end.token ?? undefined);
       // Never loop on Resume: after maxResumeFailures refused or failed Resumes, Identify.
-      if (end.readyAt !== null) resumeFailures = 0;
-      else if (end.sentResume) resumeFailures += 1;
-      if (resumeFailures >= maxResumeFailures && this.session !== null) {
-        this.log.warn(
-          { resume_failures: resumeFailures },
-          'resume keeps failing: identifying instead',
-        );
+      if (this.life.resumeGivenUp(end.readyAt, end.sentResume, maxResumeFailures)) {
         this.session = null;
-        resumeFailures = 0;
       }
-      // A connection that died soon after READY does not reset the budget: quick
-      // disconnects in a row still add up to GW_ERR_QQ_RECONNECT_EXHAUSTED.
-      if (end.readyAt !== null && Date.now() - end.readyAt >= healthyAfterMs) this.life.attempt = 0;
-      this.life.attempt += 1;
-      this.life.phase = 'reconnecting';
-      if (this.life.attempt > maxAttempts) {
-        throw new GatewayError(
-          'GW_ERR_QQ_RECONNECT_EXHAUSTED',
-          `gave up after ${maxAttempts} reconnect attempts without a healthy connection; last error ${error.code}: ${error.message}`,
-          { cause: error, details: { attempts: maxAttempts, last_code: error.code } },
-        );
-      }
-      // The cause label is a registered error code: a small, fixed set.
-      reconnectsTotal.inc({ platform: this.name, cause: error.code });
       const rateLimited = end.action === 'wait';
-      const waitMs = rateLimited ? rateLimitedWaitMs : this.backoff.delayFor(this.life.attempt);
-      this.log.warn(
-        {
-          code: error.code,
-          action: end.action,
-          attempt: this.life.attempt,
-          max_attempts: maxAttempts,
-          wait_ms: waitMs,
-          resumable: this.session !== null,
-        },
-        `connection ended (${error.message}); reconnect ${this.life.attempt}/${maxAttempts} in ${waitMs} ms`,
-      );
-      await this.life.move({
-        reconnectAttempt: this.life.attempt,
-        lastError: error,
-        resumable: this.session !== null,
+      const waitMs = await this.life.reconnect({
+        instance: this.name,
+        error,
+        action: end.action,
+        readyAt: end.readyAt,
+        maxAttempts,
+        healthyAfterMs,
+        exhaustedCode: 'GW_ERR_QQ_RECONNECT_EXHAUSTED',
+        waitMs: (attempt) => (rateLimited ? rateLimitedWaitMs : this.backoff.delayFor(attempt)),
         detail: rateLimited ? 'rate_limited' : 'backoff',
+        resumable: this.session !== null,
       });
       if (!(await sleep(waitMs, signal))) return;
     }
