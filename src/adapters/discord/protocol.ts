@@ -8,6 +8,10 @@
  * .../topics/rate-limits, .../resources/message); deviations are noted where they are made.
  */
 
+import { helloInterval, parseGatewayInfo, type GatewayInfo } from '../../net/gateway-wire.js';
+
+export { helloInterval, parseGatewayInfo, type GatewayInfo };
+
 // ---- opcodes (fact sheet §2) -------------------------------------------------------------
 
 export const Op = {
@@ -207,15 +211,6 @@ export function parseFrame(text: string): GatewayFrame | null {
   };
 }
 
-/** `heartbeat_interval` of a Hello, or null when missing or not a positive number. */
-export function helloInterval(d: unknown): number | null {
-  if (!isObject(d)) return null;
-  const interval = d.heartbeat_interval;
-  return typeof interval === 'number' && Number.isFinite(interval) && interval > 0
-    ? interval
-    : null;
-}
-
 export interface ReadyInfo {
   sessionId: string;
   resumeUrl: string;
@@ -274,41 +269,6 @@ export function identifyFrame(
 
 export function resumeFrame(token: string, sessionId: string, seq: number): string {
   return JSON.stringify({ op: Op.Resume, d: { token, session_id: sessionId, seq } });
-}
-
-// ---- GET /gateway/bot (fact sheet §1) --------------------------------------------------------
-
-export interface GatewayInfo {
-  url: string;
-  shards: number | null;
-  sessionStartLimit: {
-    total: number;
-    remaining: number;
-    resetAfterMs: number;
-    maxConcurrency: number;
-  } | null;
-}
-
-export function parseGatewayInfo(body: unknown): GatewayInfo | null {
-  if (!isObject(body) || typeof body.url !== 'string' || !/^wss?:\/\//i.test(body.url)) {
-    return null;
-  }
-  const limit = isObject(body.session_start_limit) ? body.session_start_limit : null;
-  const num = (value: unknown, fallback: number): number =>
-    typeof value === 'number' && Number.isFinite(value) ? value : fallback;
-  return {
-    url: body.url,
-    shards: typeof body.shards === 'number' ? body.shards : null,
-    sessionStartLimit:
-      limit === null
-        ? null
-        : {
-            total: num(limit.total, 0),
-            remaining: num(limit.remaining, 1),
-            resetAfterMs: Math.max(0, num(limit.reset_after, 0)),
-            maxConcurrency: Math.max(1, num(limit.max_concurrency, 1)),
-          },
-  };
 }
 
 // ---- messages (fact sheet §8) --------------------------------------------------------------
