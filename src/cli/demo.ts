@@ -106,6 +106,28 @@ export const DEMO_PLATFORMS: readonly DemoPlatform[] = [
       };
     },
   },
+  {
+    name: 'discord',
+    label: 'fake Discord gateway + REST',
+    async start() {
+      const { FakeDiscordServer } = await import('../fakes/discord/index.js');
+      const fake = await FakeDiscordServer.start({ heartbeatIntervalMs: 5_000 });
+      return {
+        url: fake.apiBase,
+        configLines: ['token: ${DEMO_DISCORD_TOKEN}', `api_base: ${fake.apiBase}`],
+        env: { DEMO_DISCORD_TOKEN: fake.settings.token },
+        connectedNote: 'the fake gateway sent READY',
+        async roundTrip(text, timeoutMs) {
+          const before = fake.sent.length;
+          // A DM: always answered, no mention needed.
+          fake.dispatchMessage({ content: text, guildId: null, channelId: '320000000000000001' });
+          await fake.until(() => fake.sent.length > before, 'the reply', timeoutMs);
+          return String(fake.sent[before]!.body.content);
+        },
+        close: () => fake.close(),
+      };
+    },
+  },
 ];
 
 export const DEMO_CHOICES = [...DEMO_PLATFORMS.map((p) => p.name), 'all'];

@@ -1,5 +1,5 @@
 /**
- * `hermes-gateway demo --platform qqbot|telegram|all`, through the product CLI: exit code, one
+ * `hermes-gateway demo --platform qqbot|telegram|discord|all`, through the product CLI: exit code, one
  * round trip per platform (the echo reply seen at the fake), and a clean stop of the gateway
  * child (SIGTERM → exit 0, every instance `stopped` in the state file).
  */
@@ -34,16 +34,29 @@ await test('demo --platform telegram: the echo round trip through the fake Bot A
   assert.ok(!result.stdout.includes('qqbot'), 'only the chosen platform runs');
 });
 
-await test('demo --platform all: QQ and Telegram in one gateway, both round trips, a clean stop', async (t) => {
+await test('demo --platform discord: the echo round trip through the fake Discord gateway, SIGTERM → exit 0, stopped', async (t) => {
+  t.after(killAllChildren);
+  const result = await runGatewayCli(['demo', '--platform', 'discord'], RUN);
+  assert.equal(result.code, 0, result.stderr);
+  assertRoundTrip(result.stdout, 'discord');
+  assert.match(result.stdout, /✓ SIGTERM: exit 0, gateway stopped, discord stopped\n/);
+  assert.ok(!result.stdout.includes('qqbot'), 'only the chosen platform runs');
+});
+
+await test('demo --platform all: QQ, Telegram and Discord in one gateway, every round trip, a clean stop', async (t) => {
   t.after(killAllChildren);
   const result = await runGatewayCli(['demo', '--platform', 'all'], RUN);
   assert.equal(result.code, 0, result.stderr);
   assertRoundTrip(result.stdout, 'qqbot');
   assertRoundTrip(result.stdout, 'telegram');
-  assert.match(result.stdout, /gateway running, qqbot connected, telegram connected/);
+  assertRoundTrip(result.stdout, 'discord');
   assert.match(
     result.stdout,
-    /✓ SIGTERM: exit 0, gateway stopped, qqbot stopped, telegram stopped/,
+    /gateway running, qqbot connected, telegram connected, discord connected/,
+  );
+  assert.match(
+    result.stdout,
+    /✓ SIGTERM: exit 0, gateway stopped, qqbot stopped, telegram stopped, discord stopped/,
   );
 });
 
@@ -55,5 +68,5 @@ await test('demo without --platform is the QQ demo; an unknown platform is a usa
   assert.ok(!plain.stdout.includes('telegram'));
   const unknown = await runGatewayCli(['demo', '--platform', 'discordx'], RUN);
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /qqbot, telegram, all/);
+  assert.match(unknown.stderr, /qqbot, telegram, discord, all/);
 });

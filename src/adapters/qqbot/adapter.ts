@@ -8,10 +8,10 @@ import pino, { type Logger } from 'pino';
 import type {
   Adapter,
   AdapterContext,
-  AdapterStatusPatch,
   OutboundMessage,
   SendResult,
 } from '../../adapters/contract.js';
+import { AdapterLifecycle } from '../lifecycle.js';
 import { GatewayError, isGatewayError, toGatewayError } from '../../errors.js';
 import { Backoff, sleep } from '../../util/backoff.js';
 import type { QQBotSettings } from './config.js';
@@ -22,7 +22,6 @@ import { INTENTS, isMessageEvent, type GatewayInfo, type ReconnectAction } from 
 import { QQRest } from './rest.js';
 import { Sender } from './send.js';
 import { TokenSource, isAbort, type AccessToken } from './token.js';
-import { reconnectsTotal } from '../../metrics.js';
 
 /** Jitter ratio of backoff steps when jitter is on. */
 const BACKOFF_JITTER = 0.25;
@@ -81,20 +80,10 @@ export class QQBotAdapter implements Adapter {
   private readonly backoff: Backoff;
   private readonly random: () => number;
   private log: Logger = pino({ level: 'silent' });
-  private ctx: AdapterContext | null = null;
+  private readonly life = new AdapterLifecycle('qqbot', () => this.log);
   /** The session to resume; survives connections, dropped when the server refuses it. */
   private session: { id: string; seq: number } | null = null;
   private botId: string | null = null;
-  /** Reconnect attempts since the last healthy connection. */
-  private attempt = 0;
-  /** `connecting` until the first attempt has ended, then `reconnecting`. */
-  private phaseState: 'connecting' | 'reconnecting' = 'connecting';
-  private detail: string | null = null;
-  /** The state of the last transition; null before the first. */
-  private state: 'connecting' | 'reconnecting' | 'connected' | null = null;
-  private healthyTimer: NodeJS.Timeout | null = null;
-  /** Set while the first session of this process is a Resume at the previous one's point. */
-  private restartResume: { ageMs: number; seq: number } | null = null;
 
   constructor(
     readonly settings: QQBotSettings,
@@ -143,11 +132,15 @@ export class QQBotAdapter implements Adapter {
    * non-retryable: exit 78) for a fatal row of the close-code table.
    */
   async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
-    this.ctx = ctx;
     this.log = ctx.log;
-    this.takeResumePoint(ctx);
+    this.life.bind(ctx);
+    const taken = this.life.takeResumePoint(ctx, ['session_id']);
+    if (taken !== null) {
+      this.session = { id: taken.session.session_id!, seq: taken.seq };
+      this.botId = taken.session.bot_id ?? this.botId;
+    }
     try {
-      await this.move({
+      await this.life.move({
         reconnectAttempt: 0,
         maxReconnectAttempts: this.settings.reconnect.maxAttempts,
         resumable: false,
@@ -165,7 +158,7 @@ export class QQBotAdapter implements Adapter {
       }
       throw err;
     } finally {
-      this.clearHealthyTimer();
+      this.life.clearHealthyTimer();
       this.tokens.close();
       this.rest.close();
     }
@@ -179,7 +172,6 @@ export class QQBotAdapter implements Adapter {
   private async loop(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
     const { maxAttempts, healthyAfterMs, maxResumeFailures, rateLimitedWaitMs } =
       this.settings.reconnect;
-    let resumeFailures = 0;
     while (!signal.aborted) {
       const end = await this.attemptOnce(ctx, signal);
       if (end.action === 'stop' || signal.aborted) return;
@@ -192,48 +184,21 @@ export class QQBotAdapter implements Adapter {
       }
       if (end.action === 'refresh_token') this.tokens.invalidate(end.token ?? undefined);
       // Never loop on Resume: after maxResumeFailures refused or failed Resumes, Identify.
-      if (end.readyAt !== null) resumeFailures = 0;
-      else if (end.sentResume) resumeFailures += 1;
-      if (resumeFailures >= maxResumeFailures && this.session !== null) {
-        this.log.warn(
-          { resume_failures: resumeFailures },
-          'resume keeps failing: identifying instead',
-        );
+      if (this.life.resumeGivenUp(end.readyAt, end.sentResume, maxResumeFailures)) {
         this.session = null;
-        resumeFailures = 0;
       }
-      // A connection that died soon after READY does not reset the budget: quick
-      // disconnects in a row still add up to GW_ERR_QQ_RECONNECT_EXHAUSTED.
-      if (end.readyAt !== null && Date.now() - end.readyAt >= healthyAfterMs) this.attempt = 0;
-      this.attempt += 1;
-      this.phaseState = 'reconnecting';
-      if (this.attempt > maxAttempts) {
-        throw new GatewayError(
-          'GW_ERR_QQ_RECONNECT_EXHAUSTED',
-          `gave up after ${maxAttempts} reconnect attempts without a healthy connection; last error ${error.code}: ${error.message}`,
-          { cause: error, details: { attempts: maxAttempts, last_code: error.code } },
-        );
-      }
-      // The cause label is a registered error code: a small, fixed set.
-      reconnectsTotal.inc({ platform: this.name, cause: error.code });
       const rateLimited = end.action === 'wait';
-      const waitMs = rateLimited ? rateLimitedWaitMs : this.backoff.delayFor(this.attempt);
-      this.log.warn(
-        {
-          code: error.code,
-          action: end.action,
-          attempt: this.attempt,
-          max_attempts: maxAttempts,
-          wait_ms: waitMs,
-          resumable: this.session !== null,
-        },
-        `connection ended (${error.message}); reconnect ${this.attempt}/${maxAttempts} in ${waitMs} ms`,
-      );
-      await this.move({
-        reconnectAttempt: this.attempt,
-        lastError: error,
-        resumable: this.session !== null,
+      const waitMs = await this.life.reconnect({
+        instance: this.name,
+        error,
+        action: end.action,
+        readyAt: end.readyAt,
+        maxAttempts,
+        healthyAfterMs,
+        exhaustedCode: 'GW_ERR_QQ_RECONNECT_EXHAUSTED',
+        waitMs: (attempt) => (rateLimited ? rateLimitedWaitMs : this.backoff.delayFor(attempt)),
         detail: rateLimited ? 'rate_limited' : 'backoff',
+        resumable: this.session !== null,
       });
       if (!(await sleep(waitMs, signal))) return;
     }
@@ -251,13 +216,13 @@ export class QQBotAdapter implements Adapter {
     for (;;) {
       // Only the platform calls are caught here: a failed state write is not a network
       // error to retry, it propagates (and the runner has already ended the gateway).
-      this.setDetail('fetching_token');
+      this.life.setDetail('fetching_token');
       try {
         token = await this.tokens.get(signal);
       } catch (err) {
         return failed(err);
       }
-      this.setDetail('fetching_gateway');
+      this.life.setDetail('fetching_gateway');
       try {
         info = await this.gatewayInfo(token, signal);
         token = await this.tokens.get(signal);
@@ -273,7 +238,7 @@ export class QQBotAdapter implements Adapter {
         `session start limit reached: waiting ${waitMs} ms for its reset`,
       );
       // Persisted before the wait, which may be long: the operator sees why nothing happens.
-      await this.move({ detail: 'waiting_session_limit' });
+      await this.life.move({ detail: 'waiting_session_limit' });
       if (!(await sleep(waitMs, signal))) return { ...blank(token), action: 'stop' };
     }
 
@@ -304,7 +269,7 @@ export class QQBotAdapter implements Adapter {
         phase: (detail) => {
           if (detail === 'resuming') this.stats.resumes += 1;
           else this.stats.identifies += 1;
-          this.setDetail(detail);
+          this.life.setDetail(detail);
         },
         ready: async (readyInfo) => {
           if (!readyInfo.resumed) {
@@ -315,16 +280,16 @@ export class QQBotAdapter implements Adapter {
             if (this.botId !== null) saved.bot_id = this.botId;
             ctx.saveSession(saved);
           }
-          this.settleRestartResume(ctx, readyInfo.resumed);
+          this.life.settleRestartResume(ctx, readyInfo.resumed);
           this.log.info(
-            { resumed: readyInfo.resumed, attempt: this.attempt },
+            { resumed: readyInfo.resumed, attempt: this.life.attempt },
             readyInfo.resumed ? 'session resumed (RESUMED)' : 'session ready (READY)',
           );
-          await this.move(
-            { reconnectAttempt: this.attempt, resumable: true, detail: null },
+          await this.life.move(
+            { reconnectAttempt: this.life.attempt, resumable: true, detail: null },
             'connected',
           );
-          this.armHealthyTimer(ctx);
+          this.life.armHealthyTimer(this.settings.reconnect.healthyAfterMs);
         },
         dispatch: (t, d, _id, seq) => this.onDispatch(ctx, t, d, seq),
         dropped: (code) => {
@@ -336,13 +301,13 @@ export class QQBotAdapter implements Adapter {
     this.stats.connections += 1;
     let end: ConnectionEnd;
     try {
-      this.setDetail('opening_socket');
+      this.life.setDetail('opening_socket');
       end = await connection.run(signal);
     } catch (err) {
       if (signal.aborted) return { ...blank(token), action: 'stop' };
       throw err;
     } finally {
-      this.clearHealthyTimer();
+      this.life.clearHealthyTimer();
     }
     // The session as the connection leaves it: forgotten (identify) or with its last seq.
     this.session = end.sessionId === null ? null : { id: end.sessionId, seq: end.seq ?? 0 };
@@ -366,48 +331,6 @@ export class QQBotAdapter implements Adapter {
       const fresh = await this.tokens.get(signal);
       return this.rest.gatewayBot(fresh.value, signal);
     }
-  }
-
-  /**
-   * Picks up the resume point the previous process left: a fresh one is resumed at its
-   * handled watermark, so the platform replays everything after it (docs/delivery.md).
-   */
-  private takeResumePoint(ctx: AdapterContext): void {
-    const point = ctx.resumePoint;
-    const id = point?.session.session_id;
-    if (point === null || typeof id !== 'string') return;
-    const seq = point.position ?? 0;
-    if (point.stale) {
-      this.log.warn(
-        { resume_point_age_ms: point.ageMs, seq },
-        `resume point of the previous process is ${point.ageMs} ms old: identifying instead`,
-      );
-      ctx.resumeOutcome('stale');
-      return;
-    }
-    this.session = { id, seq };
-    if (typeof point.session.bot_id === 'string') this.botId = point.session.bot_id;
-    this.restartResume = { ageMs: point.ageMs, seq };
-    this.log.info(
-      { resume_point_age_ms: point.ageMs, seq },
-      'resuming the previous process session at its handled seq',
-    );
-  }
-
-  /** The first READY / RESUMED after a restart tells whether the resume point was taken. */
-  private settleRestartResume(ctx: AdapterContext, resumed: boolean): void {
-    const pending = this.restartResume;
-    if (pending === null) return;
-    this.restartResume = null;
-    if (resumed) {
-      ctx.resumeOutcome('accepted');
-      return;
-    }
-    ctx.resumeOutcome('refused');
-    this.log.warn(
-      { resume_point_age_ms: pending.ageMs, seq: pending.seq },
-      `the platform refused to resume the previous process session (${pending.ageMs} ms old): identified instead, events of the gap are not replayed`,
-    );
   }
 
   private onDispatch(ctx: AdapterContext, t: string, d: unknown, seq: number | null): void {
@@ -434,56 +357,6 @@ export class QQBotAdapter implements Adapter {
     this.stats.messages += 1;
     if (seq !== null) normalized.event.position = seq;
     ctx.emit(normalized.event);
-  }
-
-  /** Marks the connection healthy after healthy_after_ms: the budget starts over. */
-  private armHealthyTimer(ctx: AdapterContext): void {
-    this.clearHealthyTimer();
-    this.healthyTimer = setTimeout(() => {
-      this.healthyTimer = null;
-      if (this.attempt === 0) return;
-      this.attempt = 0;
-      this.log.info('connection healthy: reconnect attempts reset');
-      ctx.note({ reconnectAttempt: 0, lastError: null });
-    }, this.settings.reconnect.healthyAfterMs);
-  }
-
-  private clearHealthyTimer(): void {
-    if (this.healthyTimer !== null) clearTimeout(this.healthyTimer);
-    this.healthyTimer = null;
-  }
-
-  /**
-   * A step inside `connecting` / `reconnecting` (skipped if unchanged). The top-level state
-   * stays, so this is no transition: the detail is noted and written with the next state
-   * write (the next transition, or the runner's heartbeat) instead of an fsync of its own
-   * on every reconnect.
-   */
-  private setDetail(detail: string): void {
-    if (this.detail === detail) return;
-    const ctx = this.ctx;
-    if (ctx === null) return;
-    if (this.state !== this.phaseState) {
-      // A step belongs to the state last written; anything else is a bug in this file.
-      throw new GatewayError(
-        'GW_ERR_INTERNAL',
-        `qqbot step ${detail} while ${this.state ?? 'not started'}, not ${this.phaseState}`,
-      );
-    }
-    ctx.note({ detail });
-    this.detail = detail;
-    this.log.debug({ detail }, `${this.phaseState}: ${detail}`);
-  }
-
-  private async move(
-    patch: AdapterStatusPatch,
-    state: 'connecting' | 'reconnecting' | 'connected' = this.phaseState,
-  ): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === null) return;
-    await ctx.transition(state, patch);
-    this.state = state;
-    if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
   }
 }
 

@@ -7,7 +7,10 @@
  * tencent-connect/bot-docs (docs/develop/api-v2) and the official SDKs.
  */
 
+import { helloInterval, parseGatewayInfo, type GatewayInfo } from '../../net/gateway-wire.js';
 import { encodePathSegment } from '../../util/path-segment.js';
+
+export { helloInterval, parseGatewayInfo, type GatewayInfo };
 
 // ---- gateway opcodes (fact sheet §3.2) ---------------------------------------------------
 
@@ -216,15 +219,6 @@ export function parseFrame(text: string): GatewayFrame | null {
   };
 }
 
-/** `heartbeat_interval` of a Hello, or null when it is missing or not a positive number. */
-export function helloInterval(d: unknown): number | null {
-  if (!isObject(d)) return null;
-  const interval = d.heartbeat_interval;
-  return typeof interval === 'number' && Number.isFinite(interval) && interval > 0
-    ? interval
-    : null;
-}
-
 export interface ReadyInfo {
   sessionId: string;
   botId: string | null;
@@ -316,43 +310,6 @@ export function parseTokenAnswer(body: unknown): TokenAnswer {
   const error = apiErrorOf(body);
   if (error.code === null && error.message === '') return { kind: 'malformed' };
   return { kind: 'error', ...error };
-}
-
-// ---- gateway discovery (fact sheet §2) -----------------------------------------------------
-
-export interface GatewayInfo {
-  url: string;
-  shards: number | null;
-  /** null when the endpoint gave no `session_start_limit` (treated as unlimited). */
-  sessionStartLimit: {
-    total: number;
-    remaining: number;
-    resetAfterMs: number;
-    maxConcurrency: number;
-  } | null;
-}
-
-/** Reads `GET /gateway/bot` (or `/gateway`); null when there is no usable `url`. */
-export function parseGatewayInfo(body: unknown): GatewayInfo | null {
-  if (!isObject(body) || typeof body.url !== 'string' || !/^wss?:\/\//i.test(body.url)) {
-    return null;
-  }
-  const limit = isObject(body.session_start_limit) ? body.session_start_limit : null;
-  const num = (value: unknown, fallback: number): number =>
-    typeof value === 'number' && Number.isFinite(value) ? value : fallback;
-  return {
-    url: body.url,
-    shards: typeof body.shards === 'number' ? body.shards : null,
-    sessionStartLimit:
-      limit === null
-        ? null
-        : {
-            total: num(limit.total, 0),
-            remaining: num(limit.remaining, 1),
-            resetAfterMs: Math.max(0, num(limit.reset_after, 0)),
-            maxConcurrency: num(limit.max_concurrency, 1),
-          },
-  };
 }
 
 // ---- REST errors and sends (fact sheet §7) -------------------------------------------------
