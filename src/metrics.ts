@@ -353,6 +353,9 @@ export const {
   deliveriesTotal,
   resumeAfterRestartTotal,
   pipelineQueuedEvents,
+  ingressRequestsTotal,
+  ingressRejectedTotal,
+  webhookLastValidCallback,
 } = metrics;
 
 /** Feeds the shared set's state gauges from `store` (see `GatewayMetrics.bindState`). */

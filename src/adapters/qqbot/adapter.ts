@@ -13,6 +13,7 @@ import type {
   SendResult,
 } from '../../adapters/contract.js';
 import { GatewayError, isGatewayError, toGatewayError } from '../../errors.js';
+import { formatListen } from '../../net/listen.js';
 import { Backoff, sleep } from '../../util/backoff.js';
 import type { QQBotSettings } from './config.js';
 import { GatewayConnection, type ConnectionEnd } from './connection.js';
@@ -22,7 +23,14 @@ import { INTENTS, isMessageEvent, type GatewayInfo, type ReconnectAction } from 
 import { QQRest } from './rest.js';
 import { Sender } from './send.js';
 import { TokenSource, isAbort, type AccessToken } from './token.js';
-import { reconnectsTotal } from '../../metrics.js';
+import { reconnectsTotal, webhookLastValidCallback } from '../../metrics.js';
+import {
+  ingress as sharedIngress,
+  type IngressHub,
+  type IngressRoute,
+} from '../../ingress/server.js';
+import { deriveKeys } from './signature.js';
+import { CallbackReceiver } from './webhook.js';
 
 /** Jitter ratio of backoff steps when jitter is on. */
 const BACKOFF_JITTER = 0.25;
@@ -57,6 +65,8 @@ export interface QQBotAdapterOptions {
   instance?: string;
   /** Injectable randomness for jitter (tests, bench); defaults to Math.random. */
   random?: () => number;
+  /** The inbound HTTP server of the webhook transport; the process's own by default. */
+  ingress?: IngressHub;
 }
 
 export class QQBotAdapter implements Adapter {
@@ -93,6 +103,9 @@ export class QQBotAdapter implements Adapter {
   private healthyTimer: NodeJS.Timeout | null = null;
   /** Set while the first session of this process is a Resume at the previous one's point. */
   private restartResume: { ageMs: number; seq: number } | null = null;
+  private readonly ingress: IngressHub;
+  /** The webhook transport's request handling; null in WebSocket mode. */
+  receiver: CallbackReceiver | null = null;
 
   constructor(
     readonly settings: QQBotSettings,
@@ -100,6 +113,7 @@ export class QQBotAdapter implements Adapter {
   ) {
     this.name = options.instance ?? 'qqbot';
     this.random = options.random ?? Math.random;
+    this.ingress = options.ingress ?? sharedIngress;
     this.rest = new QQRest({
       appId: settings.appId,
       apiBase: settings.apiBase,
@@ -143,6 +157,7 @@ export class QQBotAdapter implements Adapter {
   async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
     this.ctx = ctx;
     this.log = ctx.log;
+    if (this.settings.transport === 'webhook') return this.runWebhook(ctx, signal);
     this.takeResumePoint(ctx);
     try {
       await this.move({
@@ -166,6 +181,108 @@ export class QQBotAdapter implements Adapter {
       this.clearHealthyTimer();
       this.tokens.close();
       this.rest.close();
+    }
+  }
+
+  /**
+   * The webhook transport's life (issue 11): `connecting` while the route is bound and the
+   * token fetched, `connected` once both hold, then it waits for the stop or for the listener
+   * to die. Rejects with GW_ERR_INGRESS_LISTEN / GW_ERR_INGRESS_ROUTE_TAKEN (exit 78) when the
+   * address cannot be bound, GW_ERR_QQ_CREDENTIALS_REJECTED (exit 78), GW_ERR_INGRESS_LISTENER_DIED
+   * (exit 1), or GW_ERR_QQ_RECONNECT_EXHAUSTED when the token endpoint kept failing.
+   */
+  private async runWebhook(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
+    const webhook = this.settings.webhook;
+    const receiver = new CallbackReceiver({
+      appId: this.settings.appId,
+      keys: deriveKeys(this.settings.clientSecret),
+      timestampToleranceS: webhook.timestampToleranceS,
+      log: () => this.log,
+      valid: () => {
+        ctx.touch();
+        webhookLastValidCallback.set(this.name);
+      },
+      // A retried callback carries the same message id: the pipeline's dedupe drops it.
+      dispatch: (frame) => this.onDispatch(ctx, frame.t, frame.d, null),
+    });
+    this.receiver = receiver;
+    let route: IngressRoute | null = null;
+    try {
+      await this.move({
+        reconnectAttempt: 0,
+        maxReconnectAttempts: this.settings.reconnect.maxAttempts,
+        resumable: false,
+        lastError: null,
+        detail: 'binding',
+      });
+      route = await this.ingress.register({
+        listen: webhook.listen,
+        path: webhook.path ?? `/qqbot/${this.name}`,
+        instance: this.name,
+        maxBodyBytes: webhook.maxBodyBytes,
+        requestTimeoutMs: webhook.requestTimeoutMs,
+        handler: (request) => receiver.handle(request),
+        log: this.log,
+      });
+      this.log.info(
+        {
+          listen: formatListen(route.address),
+          path: webhook.path ?? `/qqbot/${this.name}`,
+          activated: route.activated,
+        },
+        'webhook route registered',
+      );
+      ctx.track('qqbot token refresh', this.tokens.refreshLoop(signal));
+      if (!(await this.firstToken(signal))) return;
+      this.log.info('webhook transport ready (listener bound, token accepted)');
+      await this.move({ reconnectAttempt: 0, lastError: null, detail: null }, 'connected');
+      const died = await Promise.race([route.died, once(signal)]);
+      if (died !== null && !signal.aborted) throw died;
+    } catch (err) {
+      if (signal.aborted) {
+        this.log.debug({ err: String(err) }, 'error after the stop request ignored');
+        return;
+      }
+      throw err;
+    } finally {
+      await route?.close();
+      this.tokens.close();
+      this.rest.close();
+    }
+  }
+
+  /**
+   * The first token of the webhook transport, with the reconnect budget over failures of the
+   * token endpoint. Resolves true with a token, false when stopped; rejects with a refusal.
+   */
+  private async firstToken(signal: AbortSignal): Promise<boolean> {
+    const { maxAttempts } = this.settings.reconnect;
+    for (;;) {
+      this.setDetail('fetching_token');
+      try {
+        await this.tokens.get(signal);
+        return true;
+      } catch (err) {
+        if (signal.aborted || isAbort(err)) return false;
+        const error = toGatewayError(err, 'GW_ERR_QQ_TOKEN_FAILED');
+        if (!error.retryable) throw error;
+        this.attempt += 1;
+        this.phaseState = 'reconnecting';
+        if (this.attempt > maxAttempts) {
+          throw new GatewayError(
+            'GW_ERR_QQ_RECONNECT_EXHAUSTED',
+            `gave up after ${maxAttempts} token attempts; last error ${error.code}: ${error.message}`,
+            { cause: error, details: { attempts: maxAttempts, last_code: error.code } },
+          );
+        }
+        const waitMs = this.backoff.delayFor(this.attempt);
+        this.log.warn(
+          { code: error.code, attempt: this.attempt, max_attempts: maxAttempts, wait_ms: waitMs },
+          `token fetch failed (${error.message}); retry ${this.attempt}/${maxAttempts} in ${waitMs} ms`,
+        );
+        await this.move({ reconnectAttempt: this.attempt, lastError: error, detail: 'backoff' });
+        if (!(await sleep(waitMs, signal))) return false;
+      }
     }
   }
 
@@ -483,6 +600,14 @@ export class QQBotAdapter implements Adapter {
     this.state = state;
     if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
   }
+}
+
+/** Resolves null once `signal` aborts. */
+function once(signal: AbortSignal): Promise<null> {
+  if (signal.aborted) return Promise.resolve(null);
+  return new Promise((resolve) =>
+    signal.addEventListener('abort', () => resolve(null), { once: true }),
+  );
 }
 
 function blank(token: AccessToken | null): AttemptEnd {
