@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { locateConfig } from '../config/load.js';
 import { EXIT, toGatewayError } from '../errors.js';
-import { DEFAULT_UNIT, installUnit, uninstallUnit } from '../systemd/install.js';
+import { DEFAULT_UNIT, installUnit, socketUnitName, uninstallUnit } from '../systemd/install.js';
 import type { CommandContext } from './context.js';
 
 const PRIORITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
@@ -24,28 +24,44 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
     .option('--now', 'start the service right away')
     .option('--force', 'overwrite a unit file that hermes-gateway did not write')
     .option('--unit <name>', 'unit name', DEFAULT_UNIT)
-    .action(async (opts: { config?: string; now?: boolean; force?: boolean; unit: string }) => {
-      try {
-        const config = locateConfig(opts.config, io.env);
-        const path = await installUnit({
-          config,
-          unit: opts.unit,
-          now: opts.now === true,
-          force: opts.force === true,
-          env: io.env,
-        });
-        io.out(`installed ${path} (config: ${config})`);
-        io.out(
-          opts.now
-            ? `started ${opts.unit}`
-            : `enabled; start it with: systemctl --user start ${opts.unit}`,
-        );
-        io.out('to keep it running while you are logged out: loginctl enable-linger "$USER"');
-        result.code = EXIT.OK;
-      } catch (err) {
-        fail(err);
-      }
-    });
+    .option(
+      '--socket <listen>',
+      'also install a socket unit that listens on this webhook.listen address (socket activation)',
+    )
+    .action(
+      async (opts: {
+        config?: string;
+        now?: boolean;
+        force?: boolean;
+        unit: string;
+        socket?: string;
+      }) => {
+        try {
+          const config = locateConfig(opts.config, io.env);
+          const path = await installUnit({
+            config,
+            unit: opts.unit,
+            now: opts.now === true,
+            force: opts.force === true,
+            ...(opts.socket === undefined ? {} : { socket: opts.socket }),
+            env: io.env,
+          });
+          io.out(`installed ${path} (config: ${config})`);
+          if (opts.socket !== undefined) {
+            io.out(`installed ${socketUnitName(opts.unit)} (listening on ${opts.socket})`);
+          }
+          io.out(
+            opts.now
+              ? `started ${opts.unit}`
+              : `enabled; start it with: systemctl --user start ${opts.unit}`,
+          );
+          io.out('to keep it running while you are logged out: loginctl enable-linger "$USER"');
+          result.code = EXIT.OK;
+        } catch (err) {
+          fail(err);
+        }
+      },
+    );
 
   program
     .command('uninstall')

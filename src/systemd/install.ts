@@ -76,6 +76,8 @@ export interface InstallOptions {
   unit?: string;
   now?: boolean;
   force?: boolean;
+  /** `install --socket LISTEN`: also write and enable the socket unit (see socketUnit()). */
+  socket?: string;
   env: NodeJS.ProcessEnv;
 }
 
@@ -102,9 +104,73 @@ export async function installUnit(options: InstallOptions): Promise<string> {
   });
   await mkdir(dir, { recursive: true });
   await writeFile(path, text, { mode: 0o644 });
+  const socket = options.socket === undefined ? null : await writeSocketUnit(dir, unit, options);
   await systemctlUser(['daemon-reload'], options.env);
+  // The socket first: a service started after it gets its listener passed (LISTEN_FDS).
+  if (socket !== null) {
+    await systemctlUser(
+      options.now ? ['enable', '--now', socket] : ['enable', socket],
+      options.env,
+    );
+  }
   await systemctlUser(options.now ? ['enable', '--now', unit] : ['enable', unit], options.env);
   return path;
+}
+
+/** `hermes-gateway.service` -> `hermes-gateway.socket`: a socket unit passes its listener to the service of its own name. */
+export function socketUnitName(unit: string): string {
+  return `${unit.replace(/\.service$/, '')}.socket`;
+}
+
+/**
+ * The socket unit for `install --socket LISTEN` (systemd.socket(5)): systemd binds the webhook
+ * address and hands it to the gateway, so a restart never refuses a callback (the kernel queues
+ * them) and the gateway needs no right to bind a privileged port. LISTEN must be the
+ * `webhook.listen` of the config, written the same way: that is how the gateway matches them.
+ */
+export function renderSocketUnit(unit: string, listen: string): string {
+  if (CONTROL.test(listen) || /\s/.test(listen) || listen === '') {
+    throw unsafePath(listen, 'socket', 'is not one address');
+  }
+  const address = listen.startsWith('unix:') ? listen.slice('unix:'.length) : listen;
+  const lines = [
+    UNIT_MARKER,
+    '# Socket activation of the webhook listener (docs/platforms/qqbot.md, "Webhook").',
+    '[Unit]',
+    'Description=hermes-gateway webhook listener',
+    '',
+    '[Socket]',
+    `ListenStream=${address.replaceAll('%', '%%')}`,
+    // A unix socket is reached by the reverse proxy's user; requests are verified anyway.
+    ...(address.startsWith('/') ? ['SocketMode=0666'] : []),
+    `Service=${unit}`,
+    '',
+    '[Install]',
+    'WantedBy=sockets.target',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+async function writeSocketUnit(
+  dir: string,
+  unit: string,
+  options: InstallOptions,
+): Promise<string> {
+  const name = socketUnitName(unit);
+  const path = join(dir, name);
+  if (existsSync(path) && !options.force) {
+    const current = await readFile(path, 'utf8');
+    if (!current.startsWith(UNIT_MARKER)) {
+      throw new GatewayError(
+        'GW_ERR_UNIT_FOREIGN',
+        `${path} exists and was not written by hermes-gateway; move it away or pass --force`,
+        { details: { path } },
+      );
+    }
+  }
+  await writeFile(path, renderSocketUnit(unit, options.socket!), { mode: 0o644 });
+  return name;
 }
 
 export interface UninstallOptions {
@@ -127,6 +193,7 @@ export async function uninstallUnit(options: UninstallOptions): Promise<string |
     );
   }
   await systemctlUser(['disable', '--now', unit], options.env);
+  await removeSocketUnit(unit, options.env);
   // A unit that had failed (exit 78) stays `failed` in the manager after its file is gone,
   // listed by `systemctl --user --failed` and keeping the session `degraded`. Best effort:
   // reset-failed refuses a unit the manager has already unloaded, which is just as good.
@@ -134,4 +201,13 @@ export async function uninstallUnit(options: UninstallOptions): Promise<string |
   await rm(path);
   await systemctlUser(['daemon-reload'], options.env);
   return path;
+}
+
+/** Stops, disables and removes the socket unit `install --socket` wrote, if there is one. */
+async function removeSocketUnit(unit: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const name = socketUnitName(unit);
+  const path = join(userUnitDir(env), name);
+  if (!existsSync(path) || !(await readFile(path, 'utf8')).startsWith(UNIT_MARKER)) return;
+  await systemctlUser(['disable', '--now', name], env);
+  await rm(path);
 }
