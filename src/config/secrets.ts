@@ -5,7 +5,15 @@ import { MAX_SECRET_FILE_BYTES, readTextFile } from './read.js';
 import { Secret } from './secret.js';
 
 /** Keys whose values are secrets wherever they appear in the config. */
-export const SECRET_KEYS = new Set(['client_secret', 'secret', 'api_key', 'token', 'bot_token']);
+export const SECRET_KEYS = new Set([
+  'client_secret',
+  'secret',
+  'api_key',
+  'token',
+  'bot_token',
+  // Telegram's webhook.secret_token (the X-Telegram-Bot-Api-Secret-Token header).
+  'secret_token',
+]);
 
 interface WalkContext {
   env: NodeJS.ProcessEnv;

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { chmod, unlink } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -9,6 +8,7 @@ import { GatewayError, toGatewayError } from '../errors.js';
 import { deliver } from '../handlers/deliver.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { readBody } from '../net/body.js';
+import { secretDigest, secretMatches } from '../util/secret-compare.js';
 import { listenOn, prepareUnixPath } from '../net/listen.js';
 import type { StateDocument } from '../state/schema.js';
 import type { Notifier } from '../systemd/notify.js';
@@ -71,15 +71,11 @@ class HttpError extends Error {
   }
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
-
 /** Constant-time: both sides are hashed to the same length before comparing. */
 function tokenMatches(header: string | undefined, expected: Buffer): boolean {
   const match = /^Bearer (.+)$/i.exec(header ?? '');
   if (!match) return false;
-  return timingSafeEqual(digest(match[1]!.trim()), expected);
+  return secretMatches(match[1]!.trim(), expected);
 }
 
 function sendJson(
@@ -135,7 +131,7 @@ export function createControlServer(options: ControlServerOptions): ControlServe
       'control.listen and control.token are required',
     );
   }
-  const expectedToken = digest(token.reveal());
+  const expectedToken = secretDigest(token.reveal());
   const adapters = new Map([...options.adapters].map((a) => [a.name, a]));
   const log = options.log.child({ component: 'control' });
   const controller = new AbortController();

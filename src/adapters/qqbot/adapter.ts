@@ -14,6 +14,7 @@ import type {
 } from '../../adapters/contract.js';
 import { GatewayError, isGatewayError, toGatewayError } from '../../errors.js';
 import { formatListen } from '../../net/listen.js';
+import { untilAborted } from '../../util/abort.js';
 import { Backoff, sleep } from '../../util/backoff.js';
 import type { QQBotSettings } from './config.js';
 import { GatewayConnection, type ConnectionEnd } from './connection.js';
@@ -236,7 +237,7 @@ export class QQBotAdapter implements Adapter {
       if (!(await this.firstToken(signal))) return;
       this.log.info('webhook transport ready (listener bound, token accepted)');
       await this.move({ reconnectAttempt: 0, lastError: null, detail: null }, 'connected');
-      const died = await Promise.race([route.died, once(signal)]);
+      const died = await Promise.race([route.died, untilAborted(signal)]);
       if (died !== null && !signal.aborted) throw died;
     } catch (err) {
       if (signal.aborted) {
@@ -600,14 +601,6 @@ export class QQBotAdapter implements Adapter {
     this.state = state;
     if (patch.detail !== undefined) this.detail = state === 'connected' ? null : patch.detail;
   }
-}
-
-/** Resolves null once `signal` aborts. */
-function once(signal: AbortSignal): Promise<null> {
-  if (signal.aborted) return Promise.resolve(null);
-  return new Promise((resolve) =>
-    signal.addEventListener('abort', () => resolve(null), { once: true }),
-  );
 }
 
 function blank(token: AccessToken | null): AttemptEnd {

@@ -403,6 +403,7 @@ export class FakeQQServer {
   }
 
   private async shutdown(): Promise<void> {
+    this.webhook.close();
     this.events.close();
     this.gateway.closeAll();
     this.rest.hung.destroyAll();

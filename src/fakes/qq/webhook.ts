@@ -5,7 +5,7 @@
  * An implementation of its own (nothing from `src/`), like the rest of the fake.
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { FakeContext } from './context.js';
 
@@ -54,6 +54,8 @@ export class FakeWebhook {
   private readonly privateKey: KeyObject;
   private readonly publicKey: KeyObject;
   private nextSeq = 1;
+  /** Connections to the bot are kept alive and reused, as an HTTP client fleet does. */
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
   constructor(private readonly ctx: FakeContext) {
     let seed = ctx.settings.clientSecret;
@@ -144,6 +146,11 @@ export class FakeWebhook {
     return this.post(callback);
   }
 
+  /** Closes the kept-alive connections (the fake's close() calls it). */
+  close(): void {
+    this.agent.destroy();
+  }
+
   private async deliver(record: CallbackRecord): Promise<CallbackRecord> {
     this.callbacks.push(record);
     for (let attempt = 1; attempt <= this.retry.attempts; attempt += 1) {
@@ -174,7 +181,7 @@ export class FakeWebhook {
         {
           method: callback.method ?? 'POST',
           headers: callback.headers ?? {},
-          agent: false,
+          agent: this.agent,
           timeout: this.attemptTimeoutMs,
         },
         (res) => {
