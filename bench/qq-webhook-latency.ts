@@ -9,10 +9,10 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/qq-webhook-latency.js [--rate 1000] [--seconds 20] [--runs 3]
  */
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { SendRecord } from '../src/fakes/qq/index.js';
 import { c2cPayload, userPool } from './lib/fake-host.js';
+import { freePort } from '../test/support/ports.js';
 import { startGatewayWithFake } from './lib/gateway-with-fake.js';
 import { openLoop } from './lib/load.js';
 import { max, median, quantile, sleep } from './lib/util.js';
@@ -29,14 +29,6 @@ interface RunFigure {
   ackP50Ms: number;
   ackP99Ms: number;
   achievedRate: number;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function runOnce(rate: number, seconds: number, warmupSeconds: number): Promise<RunFigure> {

@@ -24,6 +24,7 @@ import pino, { type Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { metrics as sharedMetrics, type GatewayMetrics } from '../metrics.js';
 import { readBody } from '../net/body.js';
+import { untilAborted } from '../util/abort.js';
 import { formatListen, listenOn, prepareUnixPath, type ListenAddress } from '../net/listen.js';
 import './errors.js';
 
@@ -511,3 +512,30 @@ export class IngressHub {
 
 /** The process's hub: every webhook transport registers here. */
 export const ingress = new IngressHub();
+
+/**
+ * A webhook transport's life on a route: registers `spec` on `hub`, runs `setUp` (the
+ * platform calls that make the instance `connected`; it resolves false when a stop ended it),
+ * then holds the route until `signal` aborts. Resolves after the stop; rejects with the
+ * register error (GW_ERR_INGRESS_LISTEN, GW_ERR_INGRESS_ROUTE_TAKEN), `setUp`'s error, or
+ * GW_ERR_INGRESS_LISTENER_DIED when the listener dies. The route is closed in every case.
+ */
+export async function holdRoute(
+  hub: IngressHub,
+  spec: RouteSpec,
+  signal: AbortSignal,
+  setUp: () => Promise<boolean>,
+): Promise<void> {
+  const route = await hub.register(spec);
+  spec.log?.info(
+    { listen: formatListen(route.address), path: spec.path, activated: route.activated },
+    'webhook route registered',
+  );
+  try {
+    if (!(await setUp())) return;
+    const died = await Promise.race([route.died, untilAborted(signal)]);
+    if (died !== null && !signal.aborted) throw died;
+  } finally {
+    await route.close();
+  }
+}

@@ -81,21 +81,23 @@ export interface InstallOptions {
   env: NodeJS.ProcessEnv;
 }
 
+/** Throws GW_ERR_UNIT_FOREIGN when `path` exists and `install` did not write it. */
+async function refuseForeign(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if ((await readFile(path, 'utf8')).startsWith(UNIT_MARKER)) return;
+  throw new GatewayError(
+    'GW_ERR_UNIT_FOREIGN',
+    `${path} exists and was not written by hermes-gateway; move it away or pass --force`,
+    { details: { path } },
+  );
+}
+
 /** Writes the user unit, reloads the manager, enables (and with `now`, starts) it. */
 export async function installUnit(options: InstallOptions): Promise<string> {
   const unit = options.unit ?? DEFAULT_UNIT;
   const dir = userUnitDir(options.env);
   const path = join(dir, unit);
-  if (existsSync(path) && !options.force) {
-    const current = await readFile(path, 'utf8');
-    if (!current.startsWith(UNIT_MARKER)) {
-      throw new GatewayError(
-        'GW_ERR_UNIT_FOREIGN',
-        `${path} exists and was not written by hermes-gateway; move it away or pass --force`,
-        { details: { path } },
-      );
-    }
-  }
+  if (!options.force) await refuseForeign(path);
   const template = await readFile(UNIT_TEMPLATE, 'utf8');
   const text = renderUnit(template, {
     node: process.execPath,
@@ -159,16 +161,7 @@ async function writeSocketUnit(
 ): Promise<string> {
   const name = socketUnitName(unit);
   const path = join(dir, name);
-  if (existsSync(path) && !options.force) {
-    const current = await readFile(path, 'utf8');
-    if (!current.startsWith(UNIT_MARKER)) {
-      throw new GatewayError(
-        'GW_ERR_UNIT_FOREIGN',
-        `${path} exists and was not written by hermes-gateway; move it away or pass --force`,
-        { details: { path } },
-      );
-    }
-  }
+  if (!options.force) await refuseForeign(path);
   await writeFile(path, renderSocketUnit(unit, options.socket!), { mode: 0o644 });
   return name;
 }

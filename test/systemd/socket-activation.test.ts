@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { FakeQQServer } from '../../src/fakes/qq/server.js';
 import { socketUnitName } from '../../src/systemd/install.js';
+import { freePort } from '../support/ports.js';
 import {
   gatewayCli,
   readStateDoc,
@@ -25,14 +25,6 @@ import { SystemdHarness } from '../support/systemd-harness.js';
 const skip = await scenarioSkipReason();
 const WAIT_MS = 20_000;
 const SECRET = `hgw-socket-secret-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 await test(
   'install --socket: systemd passes the webhook listener and the gateway answers through it',

@@ -13,8 +13,6 @@ import type {
   SendResult,
 } from '../../adapters/contract.js';
 import { GatewayError, isGatewayError, toGatewayError } from '../../errors.js';
-import { formatListen } from '../../net/listen.js';
-import { untilAborted } from '../../util/abort.js';
 import { Backoff, sleep } from '../../util/backoff.js';
 import type { QQBotSettings } from './config.js';
 import { GatewayConnection, type ConnectionEnd } from './connection.js';
@@ -26,9 +24,10 @@ import { Sender } from './send.js';
 import { TokenSource, isAbort, type AccessToken } from './token.js';
 import { reconnectsTotal, webhookLastValidCallback } from '../../metrics.js';
 import {
+  holdRoute,
   ingress as sharedIngress,
   type IngressHub,
-  type IngressRoute,
+  type IngressRequest,
 } from '../../ingress/server.js';
 import { deriveKeys } from './signature.js';
 import { CallbackReceiver } from './webhook.js';
@@ -207,7 +206,7 @@ export class QQBotAdapter implements Adapter {
       dispatch: (frame) => this.onDispatch(ctx, frame.t, frame.d, null),
     });
     this.receiver = receiver;
-    let route: IngressRoute | null = null;
+    const path = webhook.path ?? `/qqbot/${this.name}`;
     try {
       await this.move({
         reconnectAttempt: 0,
@@ -216,29 +215,22 @@ export class QQBotAdapter implements Adapter {
         lastError: null,
         detail: 'binding',
       });
-      route = await this.ingress.register({
+      const spec = {
         listen: webhook.listen,
-        path: webhook.path ?? `/qqbot/${this.name}`,
+        path,
         instance: this.name,
         maxBodyBytes: webhook.maxBodyBytes,
         requestTimeoutMs: webhook.requestTimeoutMs,
-        handler: (request) => receiver.handle(request),
+        handler: (request: IngressRequest) => receiver.handle(request),
         log: this.log,
+      };
+      await holdRoute(this.ingress, spec, signal, async () => {
+        ctx.track('qqbot token refresh', this.tokens.refreshLoop(signal));
+        if (!(await this.firstToken(signal))) return false;
+        this.log.info('webhook transport ready (listener bound, token accepted)');
+        await this.move({ reconnectAttempt: 0, lastError: null, detail: null }, 'connected');
+        return true;
       });
-      this.log.info(
-        {
-          listen: formatListen(route.address),
-          path: webhook.path ?? `/qqbot/${this.name}`,
-          activated: route.activated,
-        },
-        'webhook route registered',
-      );
-      ctx.track('qqbot token refresh', this.tokens.refreshLoop(signal));
-      if (!(await this.firstToken(signal))) return;
-      this.log.info('webhook transport ready (listener bound, token accepted)');
-      await this.move({ reconnectAttempt: 0, lastError: null, detail: null }, 'connected');
-      const died = await Promise.race([route.died, untilAborted(signal)]);
-      if (died !== null && !signal.aborted) throw died;
     } catch (err) {
       if (signal.aborted) {
         this.log.debug({ err: String(err) }, 'error after the stop request ignored');
@@ -246,7 +238,6 @@ export class QQBotAdapter implements Adapter {
       }
       throw err;
     } finally {
-      await route?.close();
       this.tokens.close();
       this.rest.close();
     }

@@ -23,13 +23,12 @@ import { parseUpdates, parseUser, type TgUpdate, type TgUser } from './protocol.
 import { isAbort, TelegramRest } from './rest.js';
 import { Sender } from './send.js';
 import {
+  holdRoute,
   ingress as sharedIngress,
   type IngressHub,
-  type IngressRoute,
+  type IngressRequest,
 } from '../../ingress/server.js';
 import { webhookLastValidCallback } from '../../metrics.js';
-import { formatListen } from '../../net/listen.js';
-import { untilAborted } from '../../util/abort.js';
 import { parseWebhookInfo, setWebhookParams, UpdateReceiver } from './webhook.js';
 
 /** Jitter ratio of backoff steps when jitter is on (jitter only shortens a step). */
@@ -165,7 +164,6 @@ export class TelegramAdapter implements Adapter {
         this.take(ctx, update);
       },
     });
-    let route: IngressRoute | null = null;
     try {
       await this.move('connecting', {
         reconnectAttempt: 0,
@@ -174,28 +172,25 @@ export class TelegramAdapter implements Adapter {
         lastError: null,
         detail: 'binding',
       });
-      route = await this.ingress.register({
+      const spec = {
         listen: webhook.listen,
         path: webhook.path,
         instance: this.name,
         maxBodyBytes: webhook.maxBodyBytes,
         requestTimeoutMs: webhook.requestTimeoutMs,
-        handler: (request) => receiver.handle(request),
+        handler: (request: IngressRequest) => receiver.handle(request),
         log: this.log,
+      };
+      await holdRoute(this.ingress, spec, signal, async () => {
+        for (;;) {
+          const failure = await this.setUpWebhook(webhook, signal);
+          if (signal.aborted) return false;
+          if (failure === null) break;
+          if (!(await this.failed(failure, signal))) return false;
+        }
+        await this.move('connected', { reconnectAttempt: this.attempt, detail: null });
+        return true;
       });
-      this.log.info(
-        { listen: formatListen(route.address), path: webhook.path, activated: route.activated },
-        'webhook route registered',
-      );
-      for (;;) {
-        const failure = await this.setUpWebhook(webhook, signal);
-        if (signal.aborted) return;
-        if (failure === null) break;
-        if (!(await this.failed(failure, signal))) return;
-      }
-      await this.move('connected', { reconnectAttempt: this.attempt, detail: null });
-      const died = await Promise.race([route.died, untilAborted(signal)]);
-      if (died !== null && !signal.aborted) throw died;
     } catch (err) {
       if (signal.aborted || isAbort(err)) {
         this.log.debug({ err: String(err) }, 'error after the stop request ignored');
@@ -203,9 +198,31 @@ export class TelegramAdapter implements Adapter {
       }
       throw err;
     } finally {
-      await route?.close();
       this.rest.close();
     }
+  }
+
+  /** getMe: proves the token; null when it answered with the bot user (kept in `me`). */
+  private async fetchMe(signal: AbortSignal): Promise<CallError | null> {
+    const { restMs } = this.settings.timeouts;
+    const outcome = await this.rest.call('getMe', {}, restMs, signal);
+    const failure = callError('getMe', outcome);
+    if (failure !== null) return failure;
+    const me =
+      outcome.kind === 'reply' && outcome.reply.ok ? parseUser(outcome.reply.result) : null;
+    if (me === null) return badResult('getMe');
+    this.me = me;
+    this.log.info(
+      {
+        bot_id: me.id,
+        username: me.username ?? null,
+        can_read_all_group_messages: me.can_read_all_group_messages ?? null,
+      },
+      me.can_read_all_group_messages === false
+        ? 'getMe: token accepted; privacy mode is on, so in groups the bot sees only commands and replies to it'
+        : 'getMe: token accepted',
+    );
+    return null;
   }
 
   /** getMe (once), setWebhook, getWebhookInfo; null when Telegram confirmed our URL. */
@@ -215,14 +232,8 @@ export class TelegramAdapter implements Adapter {
   ): Promise<CallError | null> {
     const { restMs } = this.settings.timeouts;
     if (this.me === null) {
-      const outcome = await this.rest.call('getMe', {}, restMs, signal);
-      const failure = callError('getMe', outcome);
+      const failure = await this.fetchMe(signal);
       if (failure !== null) return failure;
-      const me =
-        outcome.kind === 'reply' && outcome.reply.ok ? parseUser(outcome.reply.result) : null;
-      if (me === null) return badResult('getMe');
-      this.me = me;
-      this.log.info({ bot_id: me.id, username: me.username ?? null }, 'getMe: token accepted');
     }
     const params = setWebhookParams(webhook, this.settings.allowedUpdates);
     const set = await this.rest.call('setWebhook', params, restMs, signal);
@@ -292,23 +303,8 @@ export class TelegramAdapter implements Adapter {
   private async cycle(ctx: AdapterContext, signal: AbortSignal): Promise<CallError | null> {
     const { restMs } = this.settings.timeouts;
     if (this.me === null) {
-      const outcome = await this.rest.call('getMe', {}, restMs, signal);
-      const failure = callError('getMe', outcome);
+      const failure = await this.fetchMe(signal);
       if (failure !== null) return failure;
-      const me =
-        outcome.kind === 'reply' && outcome.reply.ok ? parseUser(outcome.reply.result) : null;
-      if (me === null) return badResult('getMe');
-      this.me = me;
-      this.log.info(
-        {
-          bot_id: me.id,
-          username: me.username ?? null,
-          can_read_all_group_messages: me.can_read_all_group_messages ?? null,
-        },
-        me.can_read_all_group_messages === false
-          ? 'getMe: token accepted; privacy mode is on, so in groups the bot sees only commands and replies to it'
-          : 'getMe: token accepted',
-      );
     }
     if (this.deleteWebhookNext) {
       const outcome = await this.rest.call(

@@ -5,10 +5,10 @@
  * is exit 78; `check --probe` binds the address.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FakeQQServer } from '../../../src/fakes/qq/server.js';
+import { freePort, occupyPort } from '../../support/ports.js';
 import {
   PRODUCT_CLI,
   launchGateway,
@@ -24,21 +24,6 @@ import { within } from '../../support/deadline.js';
 const SECRET_ENV = 'HGW_TEST_QQ_SECRET';
 const root = await scratchRoot('hgw-qq-webhook-');
 let runs = 0;
-
-/** A port free right now: bound to 0 and released (the gateway binds it just after). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function occupy(): Promise<{ server: Server; port: number }> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as { port: number }).port };
-}
 
 function config(fake: FakeQQServer, port: number): Record<string, unknown> {
   return {
@@ -132,7 +117,7 @@ await test('callbacks retried until the gateway listens are answered; a retry of
 await test('a webhook address already in use is exit 78 with GW_ERR_INGRESS_LISTEN persisted', async (t) => {
   const fake = await FakeQQServer.start();
   t.after(() => fake.close());
-  const { server, port } = await occupy();
+  const { server, port } = await occupyPort();
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const dir = join(root, `run-${(runs += 1)}`);
   const { proc, statePath } = await launchGateway(
@@ -159,7 +144,7 @@ await test('check --probe verifies the credentials and that the webhook address 
   const free = await writeConfig(dir, config(fake, await freePort()), 'free.yaml');
   const ok = await runGatewayCli(['check', '--probe', '--config', free], { env, cli: PRODUCT_CLI });
   assert.equal(ok.code, 0, ok.stderr);
-  const { server, port } = await occupy();
+  const { server, port } = await occupyPort();
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const taken = await writeConfig(dir, config(fake, port), 'taken.yaml');
   const refused = await runGatewayCli(['check', '--probe', '--config', taken], {

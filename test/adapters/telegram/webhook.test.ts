@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FakeTelegramServer } from '../../../src/fakes/telegram/server.js';
+import { freePort } from '../../support/ports.js';
 import {
   PRODUCT_CLI,
   launchGateway,
@@ -21,14 +21,6 @@ const SECRET_ENV = 'HGW_TEST_TG_SECRET';
 const SECRET = 'hook-secret_0123456789-abcdef';
 const root = await scratchRoot('hgw-tg-webhook-');
 let runs = 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function config(fake: FakeTelegramServer, port: number): Record<string, unknown> {
   return {
