@@ -15,7 +15,8 @@ import { c2cPayload, userPool } from './lib/fake-host.js';
 import { freePort } from '../test/support/ports.js';
 import { startGatewayWithFake } from './lib/gateway-with-fake.js';
 import { openLoop } from './lib/load.js';
-import { max, median, quantile, sleep } from './lib/util.js';
+import { max, median, procCpuMs, quantile, sleep } from './lib/util.js';
+import { loadavg } from 'node:os';
 
 interface RunFigure {
   sent: number;
@@ -29,6 +30,9 @@ interface RunFigure {
   ackP50Ms: number;
   ackP99Ms: number;
   achievedRate: number;
+  /** Gateway CPU time (user + system) per callback, from the first send to the last reply. */
+  gatewayCpuUsPerEvent: number | null;
+  loadAverage: number;
 }
 
 async function runOnce(rate: number, seconds: number, warmupSeconds: number): Promise<RunFigure> {
@@ -65,6 +69,7 @@ async function runOnce(rate: number, seconds: number, warmupSeconds: number): Pr
       replied += 1;
     };
     fake.on('message-sent', onSent);
+    const cpuBefore = procCpuMs(gateway.pid);
     const acks: Array<Promise<void>> = [];
     const loop = await openLoop(rate, total, (i) => {
       sentAt[i] = performance.now();
@@ -80,6 +85,7 @@ async function runOnce(rate: number, seconds: number, warmupSeconds: number): Pr
     const deadline = performance.now() + 10_000;
     while (replied < total && performance.now() < deadline) await sleep(20);
     fake.off('message-sent', onSent);
+    const cpuAfter = procCpuMs(gateway.pid);
     const firstCounted = Math.min(total, Math.round(rate * warmupSeconds));
     const latencies: number[] = [];
     const ackLatencies: number[] = [];
@@ -101,6 +107,9 @@ async function runOnce(rate: number, seconds: number, warmupSeconds: number): Pr
       ackP50Ms: quantile(ackLatencies, 0.5),
       ackP99Ms: quantile(ackLatencies, 0.99),
       achievedRate: total / loop.seconds,
+      gatewayCpuUsPerEvent:
+        cpuBefore === null || cpuAfter === null ? null : ((cpuAfter - cpuBefore) * 1000) / total,
+      loadAverage: loadavg()[0]!,
     };
   } finally {
     await close();
@@ -123,7 +132,7 @@ for (let run = 1; run <= runs; run += 1) {
   figures.push(figure);
   process.stderr.write(`run ${run}/${runs}: ${JSON.stringify(figure)}\n`);
 }
-const pick = (key: keyof RunFigure): string => median(figures.map((f) => f[key])).toFixed(2);
+const pick = (key: keyof RunFigure): string => median(figures.map((f) => f[key] ?? NaN)).toFixed(2);
 process.stdout.write(
   [
     `QQ webhook callback -> echo reply at ${rate}/s for ${seconds} s, median of ${runs} runs`,
@@ -135,6 +144,8 @@ process.stdout.write(
     `| reply latency max (ms) | ${pick('maxMs')} |`,
     `| ack (op 12) latency p50 (ms) | ${pick('ackP50Ms')} |`,
     `| ack (op 12) latency p99 (ms) | ${pick('ackP99Ms')} |`,
+    `| gateway CPU per callback (µs) | ${pick('gatewayCpuUsPerEvent')} |`,
+    `| machine load average (1 min, 2 cores) | ${pick('loadAverage')} |`,
     `| missing replies | ${figures.map((f) => f.missing).join(', ')} |`,
     `| callbacks not acknowledged | ${figures.map((f) => f.notAcked).join(', ')} |`,
     '',
