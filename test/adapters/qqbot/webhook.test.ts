@@ -102,6 +102,11 @@ await test('webhook: connecting while binding and fetching the token, connected 
     );
     assert.match(last, /platform="qqbot",type="qqbot"\} \d+/);
     h.fake.assertNoViolations();
+    // A valid callback is what moves last_event_at (written with the next state write).
+    const outcome = await h.stop();
+    assert.equal(outcome.exitCode, 0);
+    const lastEventAt = h.read().platforms.qqbot?.last_event_at;
+    assert.ok(lastEventAt !== null && lastEventAt !== undefined, 'last_event_at was recorded');
   } finally {
     await teardown(s);
   }
