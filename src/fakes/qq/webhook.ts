@@ -124,13 +124,29 @@ export class FakeWebhook {
    * budget is spent. The message id becomes a valid reply target. Resolves with the record.
    */
   async dispatch(t: string, d: unknown): Promise<CallbackRecord> {
+    return this.deliver(this.prepare(t, d));
+  }
+
+  /**
+   * A dispatch callback built and signed now, to send later with {@link deliverPrepared} (a
+   * load generator signs ahead so its own signing does not pace the run; the signature stays
+   * valid while its timestamp is within the bot's tolerance).
+   */
+  prepare(t: string, d: unknown): CallbackRecord & { headers: Record<string, string> } {
     const id = `${t}:${randomBytes(12).toString('hex')}`;
     const body = JSON.stringify({ op: 0, id, d, s: this.nextSeq++, t });
     this.ctx.knownIds.add(id);
     if (typeof d === 'object' && d !== null && typeof (d as { id?: unknown }).id === 'string') {
       this.ctx.knownIds.add((d as { id: string }).id);
     }
-    return this.deliver({ id, op: 0, t, body, attempts: [], acked: false });
+    return { id, op: 0, t, body, attempts: [], acked: false, headers: this.signedHeaders(body) };
+  }
+
+  /** Sends a prepared callback with its signature of the moment it was prepared. */
+  deliverPrepared(
+    record: CallbackRecord & { headers: Record<string, string> },
+  ): Promise<CallbackRecord> {
+    return this.deliver(record, record.headers);
   }
 
   /**
@@ -151,13 +167,14 @@ export class FakeWebhook {
     this.agent.destroy();
   }
 
-  private async deliver(record: CallbackRecord): Promise<CallbackRecord> {
+  private async deliver(
+    record: CallbackRecord,
+    signed?: Record<string, string>,
+  ): Promise<CallbackRecord> {
     this.callbacks.push(record);
     for (let attempt = 1; attempt <= this.retry.attempts; attempt += 1) {
-      const answer = await this.post({
-        body: record.body,
-        headers: this.signedHeaders(record.body),
-      });
+      const headers = signed ?? this.signedHeaders(record.body);
+      const answer = await this.post({ body: record.body, headers });
       record.attempts.push(answer);
       if (answer.status >= 200 && answer.status < 300) {
         record.acked = true;
