@@ -7,7 +7,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FakeTelegramServer } from '../../../src/fakes/telegram/server.js';
-import { freePort } from '../../support/ports.js';
+import { freePort, occupyPort } from '../../support/ports.js';
 import {
   PRODUCT_CLI,
   launchGateway,
@@ -175,4 +175,23 @@ await test('webhook mode: an update pushed while the gateway is down is retried 
   assert.equal(statuses.at(-1), 200);
   second.proc.signal('SIGTERM');
   assert.equal((await second.proc.waitForExit(10_000)).code, 0);
+});
+
+await test('webhook mode: a listen address already in use is exit 78 (GW_ERR_INGRESS_LISTEN), before any setWebhook', async (t) => {
+  const fake = await FakeTelegramServer.start();
+  t.after(() => fake.close());
+  const { server, port } = await occupyPort();
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { proc, statePath } = await launchGateway(
+    join(root, `run-${(runs += 1)}`),
+    config(fake, port),
+    { [TOKEN_ENV]: fake.token, [SECRET_ENV]: SECRET },
+    { cli: PRODUCT_CLI },
+  );
+  t.after(() => proc.kill());
+  assert.equal((await proc.waitForExit(15_000)).code, 78);
+  const state = readState(statePath);
+  assert.equal(state?.platforms.telegram?.state, 'fatal');
+  assert.equal(state?.platforms.telegram?.last_error?.code, 'GW_ERR_INGRESS_LISTEN');
+  assert.equal(fake.webhookParams, null, 'no webhook was set for an address we cannot serve');
 });
