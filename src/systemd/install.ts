@@ -76,12 +76,15 @@ export interface InstallOptions {
   unit?: string;
   now?: boolean;
   force?: boolean;
-  /** `install --socket LISTEN`: also write and enable the socket unit (see socketUnit()). */
+  /** `install --socket LISTEN`: also write and enable the socket unit (see renderSocketUnit()). */
   socket?: string;
   env: NodeJS.ProcessEnv;
 }
 
-/** Throws GW_ERR_UNIT_FOREIGN when `path` exists and `install` did not write it. */
+/**
+ * Throws GW_ERR_UNIT_FOREIGN when `path` exists and `install` did not write it (the socket
+ * unit's check; installUnit keeps its own inline copy until the packaging change lands).
+ */
 async function refuseForeign(path: string): Promise<void> {
   if (!existsSync(path)) return;
   if ((await readFile(path, 'utf8')).startsWith(UNIT_MARKER)) return;
@@ -97,7 +100,16 @@ export async function installUnit(options: InstallOptions): Promise<string> {
   const unit = options.unit ?? DEFAULT_UNIT;
   const dir = userUnitDir(options.env);
   const path = join(dir, unit);
-  if (!options.force) await refuseForeign(path);
+  if (existsSync(path) && !options.force) {
+    const current = await readFile(path, 'utf8');
+    if (!current.startsWith(UNIT_MARKER)) {
+      throw new GatewayError(
+        'GW_ERR_UNIT_FOREIGN',
+        `${path} exists and was not written by hermes-gateway; move it away or pass --force`,
+        { details: { path } },
+      );
+    }
+  }
   const template = await readFile(UNIT_TEMPLATE, 'utf8');
   const text = renderUnit(template, {
     node: process.execPath,
@@ -126,8 +138,8 @@ export function socketUnitName(unit: string): string {
 
 /**
  * The socket unit for `install --socket LISTEN` (systemd.socket(5)): systemd binds the webhook
- * address and hands it to the gateway, so a restart never refuses a callback (the kernel queues
- * them) and the gateway needs no right to bind a privileged port. LISTEN must be the
+ * address and hands it to the gateway, so callbacks that arrive during a restart wait in the
+ * kernel's queue (up to its backlog) and the gateway needs no right to bind a privileged port. LISTEN must be the
  * `webhook.listen` of the config, written the same way: that is how the gateway matches them.
  */
 export function renderSocketUnit(unit: string, listen: string): string {
