@@ -106,6 +106,22 @@ export interface GatewayMetrics {
    * Binding again replaces the previous source.
    */
   bindState(source: StateSource): () => void;
+  /**
+   * `hermes_ingress_requests_total{route,status}`: requests to the inbound webhook server, by
+   * route (the instance, or `unrouted`) and HTTP status.
+   */
+  readonly ingressRequestsTotal: Counter<'route' | 'status'>;
+  /**
+   * `hermes_ingress_rejected_total{route,reason}`: requests refused (`not_found`, `method`,
+   * `too_large`, `timeout`, `closing`, `signature`, `timestamp`, `secret`, `bad_json`, ...).
+   */
+  readonly ingressRejectedTotal: Counter<'route' | 'reason'>;
+  /**
+   * `hermes_webhook_last_valid_callback_timestamp_seconds{platform,type}`: when the platform
+   * last reached a webhook instance with a request that passed verification. The proof that
+   * the public URL works, which webhook `connected` cannot give.
+   */
+  readonly webhookLastValidCallback: { set(platform: string, atMs?: number): void };
   /** Adds prom-client's process metrics (`process_*`, `nodejs_*`) to this registry; idempotent. */
   collectProcessMetrics(): void;
 }
@@ -214,6 +230,30 @@ export function createMetrics(): GatewayMetrics {
     },
   });
 
+  const ingressRequestsTotal = new Counter({
+    name: 'hermes_ingress_requests_total',
+    help: 'Requests to the inbound webhook server, by route (instance or unrouted) and status.',
+    labelNames: ['route', 'status'] as const,
+    registers,
+  });
+  const ingressRejectedTotal = new Counter({
+    name: 'hermes_ingress_rejected_total',
+    help: 'Requests the inbound webhook server refused, by route and reason.',
+    labelNames: ['route', 'reason'] as const,
+    registers,
+  });
+  const lastValidCallback = new Gauge({
+    name: 'hermes_webhook_last_valid_callback_timestamp_seconds',
+    help: 'Unix time of the last webhook request that passed verification, by instance.',
+    labelNames: ['platform', 'type'] as const,
+    registers,
+  });
+  const webhookLastValidCallback = {
+    set(platform: string, atMs: number = Date.now()): void {
+      lastValidCallback.set({ platform, type: typeOf(platform) }, atMs / 1000);
+    },
+  };
+
   new Gauge({
     name: 'hermes_gateway_state',
     help: 'The gateway state: 1 for the current state, 0 for the others.',
@@ -280,6 +320,9 @@ export function createMetrics(): GatewayMetrics {
     brokerDeadLettersTotal,
     possibleDuplicateRepliesTotal,
     pipelineQueuedEvents,
+    ingressRequestsTotal,
+    ingressRejectedTotal,
+    webhookLastValidCallback,
     bindPipelineLoad(load) {
       pipelineLoad = load;
       return () => {
@@ -343,6 +386,9 @@ export const {
   resumeAfterRestartTotal,
   possibleDuplicateRepliesTotal,
   pipelineQueuedEvents,
+  ingressRequestsTotal,
+  ingressRejectedTotal,
+  webhookLastValidCallback,
 } = metrics;
 
 /** Feeds the shared set's state gauges from `store` (see `GatewayMetrics.bindState`). */

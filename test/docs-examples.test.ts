@@ -239,7 +239,12 @@ async function checkConfigBlock(block: Block, dir: string): Promise<string | nul
   // Every ${VAR} the example names: a directory for *_DIR, else a secret-looking value.
   for (const match of block.body.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) {
     const name = match[1]!;
-    env[name] ??= name.endsWith('_DIR') ? runtime : SECRET_VALUE;
+    env[name] ??= name.endsWith('_DIR')
+      ? runtime
+      : // A Telegram webhook secret_token allows only A-Z a-z 0-9 _ - (no ':').
+        name.endsWith('_WEBHOOK_SECRET')
+        ? 'docs-example-webhook-secret_0123456789'
+        : SECRET_VALUE;
   }
   env.DOCS_EXAMPLE_QQ_SECRET = SECRET_VALUE;
   const out: string[] = [];

@@ -1,3 +1,5 @@
+// The inbound webhook server the webhook transports share registers its codes with the platforms.
+import '../ingress/errors.js';
 import type { PlatformDefinition, PlatformRegistry } from './platform.js';
 import { discordPlatform } from './discord/index.js';
 import { qqbotPlatform } from './qqbot/index.js';

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { locateConfig } from '../config/load.js';
 import { EXIT, GatewayError, toGatewayError } from '../errors.js';
 import { existsSync } from 'node:fs';
-import { DEFAULT_UNIT, installUnit, uninstallUnit } from '../systemd/install.js';
+import { DEFAULT_UNIT, installUnit, socketUnitName, uninstallUnit } from '../systemd/install.js';
 import type { CommandContext } from './context.js';
 
 const PRIORITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
@@ -15,6 +15,7 @@ interface InstallCliOptions {
   unit: string;
   instance?: string;
   worker?: string;
+  socket?: string;
 }
 
 /** `install --instance NAME` / `install --worker NAME`: the template units (docs/scale-out.md). */
@@ -74,6 +75,10 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
       '--worker <name>',
       'install hermes-gateway-worker@NAME (config ~/.config/hermes-gateway/workers/NAME.yaml)',
     )
+    .option(
+      '--socket <listen>',
+      'also install a socket unit that listens on this webhook.listen address (socket activation)',
+    )
     .action(async (opts: InstallCliOptions) => {
       try {
         if (opts.instance !== undefined || opts.worker !== undefined) {
@@ -86,9 +91,13 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
           unit: opts.unit,
           now: opts.now === true,
           force: opts.force === true,
+          ...(opts.socket === undefined ? {} : { socket: opts.socket }),
           env: io.env,
         });
         io.out(`installed ${path} (config: ${config})`);
+        if (opts.socket !== undefined) {
+          io.out(`installed ${socketUnitName(opts.unit)} (listening on ${opts.socket})`);
+        }
         io.out(
           opts.now
             ? `started ${opts.unit}`

@@ -14,6 +14,8 @@ export const SECRET_KEYS = new Set([
   // The broker's (handler type nats, worker): a password and a creds file's content.
   'password',
   'creds',
+  // Telegram's webhook.secret_token (the X-Telegram-Bot-Api-Secret-Token header).
+  'secret_token',
 ]);
 
 interface WalkContext {

@@ -4,6 +4,7 @@ import { Secret } from '../config/secret.js';
 import { readConfigDocument } from '../config/read.js';
 import { resolveConfigValues } from '../config/secrets.js';
 import { GatewayError } from '../errors.js';
+import { parseListenAddress, type ListenAddress } from '../net/listen.js';
 import './errors.js';
 
 /** Production defaults of the control API (README: "Control API"). */
@@ -17,40 +18,19 @@ export const DEFAULTS = {
 } as const;
 
 /** Where the control API listens: loopback TCP or a unix socket. */
-export type ListenAddress =
-  { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+export type { ListenAddress } from '../net/listen.js';
+export { formatListen } from '../net/listen.js';
 
 const LOOPBACK_HELP =
   'expected 127.0.0.1:PORT, [::1]:PORT, localhost:PORT or an absolute unix socket path under $XDG_RUNTIME_DIR';
 
-function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  const octets = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  return octets !== null && octets.slice(1).every((o) => Number(o) <= 255);
-}
-
 /** Parses `control.listen`; returns a message for zod when the address is not acceptable. */
 export function parseListen(value: string): ListenAddress | string {
-  const unix = value.startsWith('unix:') ? value.slice('unix:'.length) : value;
-  if (unix.startsWith('/')) return { kind: 'unix', path: unix };
-  if (value.startsWith('unix:')) return `a unix socket path must be absolute; ${LOOPBACK_HELP}`;
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  if (!match) return LOOPBACK_HELP;
-  const host = match[1] ?? match[2]!;
-  const port = Number(match[3]);
-  if (port > 65_535) return `port ${port} is out of range; ${LOOPBACK_HELP}`;
-  if (!isLoopback(host)) {
-    return `${host} is not a loopback address: the control API must not be reachable from the network; ${LOOPBACK_HELP}`;
-  }
-  return { kind: 'tcp', host, port };
-}
-
-/** How a listen address is written back in messages. */
-export function formatListen(address: ListenAddress): string {
-  if (address.kind === 'unix') return `unix:${address.path}`;
-  return address.host.includes(':')
-    ? `[${address.host}]:${address.port}`
-    : `${address.host}:${address.port}`;
+  return parseListenAddress(value, {
+    loopbackOnly: true,
+    help: LOOPBACK_HELP,
+    why: ': the control API must not be reachable from the network',
+  });
 }
 
 const ms = z.number().int().positive().max(2_147_483_647);

@@ -1,8 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Adapter } from '../adapters/contract.js';
@@ -10,6 +7,9 @@ import type { Secret } from '../config/secret.js';
 import { GatewayError, toGatewayError } from '../errors.js';
 import { deliver } from '../handlers/deliver.js';
 import type { GatewayMetrics } from '../metrics.js';
+import { readBody } from '../net/body.js';
+import { secretDigest, secretMatches } from '../util/secret-compare.js';
+import { listenOn, prepareUnixPath } from '../net/listen.js';
 import type { StateDocument } from '../state/schema.js';
 import type { Notifier } from '../systemd/notify.js';
 import { formatListen, type ControlConfig, type ListenAddress } from './config.js';
@@ -71,15 +71,11 @@ class HttpError extends Error {
   }
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
-
 /** Constant-time: both sides are hashed to the same length before comparing. */
 function tokenMatches(header: string | undefined, expected: Buffer): boolean {
   const match = /^Bearer (.+)$/i.exec(header ?? '');
   if (!match) return false;
-  return timingSafeEqual(digest(match[1]!.trim()), expected);
+  return secretMatches(match[1]!.trim(), expected);
 }
 
 function sendJson(
@@ -96,32 +92,6 @@ function sendJson(
     ...headers,
   });
   res.end(text);
-}
-
-/**
- * Reads a request body up to `max` bytes. Beyond that the rest is read and discarded (so the
- * client gets its 413 instead of a reset) and `null` is returned; the server's request
- * timeout bounds how long a client can keep sending.
- */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    let tooLarge = Number.isFinite(declared) && declared > max;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size > max) {
-        tooLarge = true;
-        chunks.length = 0;
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(tooLarge ? null : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 /** Maps a failed delivery to the API's answer. */
@@ -161,7 +131,7 @@ export function createControlServer(options: ControlServerOptions): ControlServe
       'control.listen and control.token are required',
     );
   }
-  const expectedToken = digest(token.reveal());
+  const expectedToken = secretDigest(token.reveal());
   const adapters = new Map([...options.adapters].map((a) => [a.name, a]));
   const log = options.log.child({ component: 'control' });
   const controller = new AbortController();
@@ -332,63 +302,24 @@ export function createControlServer(options: ControlServerOptions): ControlServe
   }
   server.on('request', onRequest);
 
-  async function prepareUnixPath(path: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    let stat;
-    try {
-      stat = await lstat(path);
-    } catch {
-      return;
-    }
-    if (!stat.isSocket()) {
-      throw new GatewayError(
-        'GW_ERR_CONTROL_LISTEN',
-        `control.listen: ${path} exists and is not a socket`,
-        { details: { path } },
-      );
-    }
-    // A socket file is left by a gateway that died; one that answers belongs to a live one.
-    const live = await new Promise<boolean>((resolve) => {
-      const probe = connect({ path });
-      probe.once('connect', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', () => resolve(false));
-    });
-    if (live) {
-      throw new GatewayError(
-        'GW_ERR_CONTROL_LISTEN',
-        `control.listen: ${path} is in use by another process (another gateway?)`,
-        { details: { path } },
-      );
-    }
-    await unlink(path);
-  }
-
   async function doStart(): Promise<ListenAddress> {
     const address = listen!;
+    let at: ListenAddress;
     try {
-      if (address.kind === 'unix') await prepareUnixPath(address.path);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        const opts =
-          address.kind === 'unix'
-            ? { path: address.path }
-            : { host: address.host, port: address.port };
-        server.listen(opts, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
       if (address.kind === 'unix') {
-        await chmod(address.path, 0o600);
-        bound = address;
-      } else {
-        const info = server.address();
-        const port = typeof info === 'object' && info !== null ? info.port : address.port;
-        bound = { kind: 'tcp', host: address.host, port };
+        const problem = await prepareUnixPath(address.path);
+        if (problem !== null) {
+          throw new GatewayError(
+            'GW_ERR_CONTROL_LISTEN',
+            problem === 'not_a_socket'
+              ? `control.listen: ${address.path} exists and is not a socket`
+              : `control.listen: ${address.path} is in use by another process (another gateway?)`,
+            { details: { path: address.path } },
+          );
+        }
       }
+      at = await listenOn(server, address);
+      if (address.kind === 'unix') await chmod(address.path, 0o600);
     } catch (err) {
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       if (err instanceof GatewayError) throw err;
@@ -399,8 +330,9 @@ export function createControlServer(options: ControlServerOptions): ControlServe
         { cause: err, details: { listen: formatListen(address), errno } },
       );
     }
-    log.info({ listen: formatListen(bound) }, `control API listening on ${formatListen(bound)}`);
-    return bound;
+    bound = at;
+    log.info({ listen: formatListen(at) }, `control API listening on ${formatListen(at)}`);
+    return at;
   }
 
   async function doClose(): Promise<void> {

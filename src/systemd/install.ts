@@ -80,7 +80,23 @@ export interface InstallOptions {
   enable?: string;
   now?: boolean;
   force?: boolean;
+  /** `install --socket LISTEN`: also write and enable the socket unit (see renderSocketUnit()). */
+  socket?: string;
   env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Throws GW_ERR_UNIT_FOREIGN when `path` exists and `install` did not write it (the socket
+ * unit's check; installUnit keeps its own inline copy until the packaging change lands).
+ */
+async function refuseForeign(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if ((await readFile(path, 'utf8')).startsWith(UNIT_MARKER)) return;
+  throw new GatewayError(
+    'GW_ERR_UNIT_FOREIGN',
+    `${path} exists and was not written by hermes-gateway; move it away or pass --force`,
+    { details: { path } },
+  );
 }
 
 /** Writes the user unit, reloads the manager, enables (and with `now`, starts) it. */
@@ -106,10 +122,65 @@ export async function installUnit(options: InstallOptions): Promise<string> {
   });
   await mkdir(dir, { recursive: true });
   await writeFile(path, text, { mode: 0o644 });
+  const socket = options.socket === undefined ? null : await writeSocketUnit(dir, unit, options);
   await systemctlUser(['daemon-reload'], options.env);
+  // The socket first: a service started after it gets its listener passed (LISTEN_FDS).
+  if (socket !== null) {
+    await systemctlUser(
+      options.now ? ['enable', '--now', socket] : ['enable', socket],
+      options.env,
+    );
+  }
   const enable = options.enable ?? unit;
   await systemctlUser(options.now ? ['enable', '--now', enable] : ['enable', enable], options.env);
   return path;
+}
+
+/** `hermes-gateway.service` -> `hermes-gateway.socket`: a socket unit passes its listener to the service of its own name. */
+export function socketUnitName(unit: string): string {
+  return `${unit.replace(/\.service$/, '')}.socket`;
+}
+
+/**
+ * The socket unit for `install --socket LISTEN` (systemd.socket(5)): systemd binds the webhook
+ * address and hands it to the gateway, so callbacks that arrive during a restart wait in the
+ * kernel's queue (up to its backlog) and the gateway needs no right to bind a privileged port. LISTEN must be the
+ * `webhook.listen` of the config, written the same way: that is how the gateway matches them.
+ */
+export function renderSocketUnit(unit: string, listen: string): string {
+  if (CONTROL.test(listen) || /\s/.test(listen) || listen === '') {
+    throw unsafePath(listen, 'socket', 'is not one address');
+  }
+  const address = listen.startsWith('unix:') ? listen.slice('unix:'.length) : listen;
+  const lines = [
+    UNIT_MARKER,
+    '# Socket activation of the webhook listener (docs/platforms/qqbot.md, "Webhook").',
+    '[Unit]',
+    'Description=hermes-gateway webhook listener',
+    '',
+    '[Socket]',
+    `ListenStream=${address.replaceAll('%', '%%')}`,
+    // A unix socket is reached by the reverse proxy's user; requests are verified anyway.
+    ...(address.startsWith('/') ? ['SocketMode=0666'] : []),
+    `Service=${unit}`,
+    '',
+    '[Install]',
+    'WantedBy=sockets.target',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+async function writeSocketUnit(
+  dir: string,
+  unit: string,
+  options: InstallOptions,
+): Promise<string> {
+  const name = socketUnitName(unit);
+  const path = join(dir, name);
+  if (!options.force) await refuseForeign(path);
+  await writeFile(path, renderSocketUnit(unit, options.socket!), { mode: 0o644 });
+  return name;
 }
 
 export interface UninstallOptions {
@@ -132,6 +203,7 @@ export async function uninstallUnit(options: UninstallOptions): Promise<string |
     );
   }
   await systemctlUser(['disable', '--now', unit], options.env);
+  await removeSocketUnit(unit, options.env);
   // A unit that had failed (exit 78) stays `failed` in the manager after its file is gone,
   // listed by `systemctl --user --failed` and keeping the session `degraded`. Best effort:
   // reset-failed refuses a unit the manager has already unloaded, which is just as good.
@@ -139,4 +211,13 @@ export async function uninstallUnit(options: UninstallOptions): Promise<string |
   await rm(path);
   await systemctlUser(['daemon-reload'], options.env);
   return path;
+}
+
+/** Stops, disables and removes the socket unit `install --socket` wrote, if there is one. */
+async function removeSocketUnit(unit: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const name = socketUnitName(unit);
+  const path = join(userUnitDir(env), name);
+  if (!existsSync(path) || !(await readFile(path, 'utf8')).startsWith(UNIT_MARKER)) return;
+  await systemctlUser(['disable', '--now', name], env);
+  await rm(path);
 }

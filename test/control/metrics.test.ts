@@ -71,12 +71,15 @@ await test('metrics', async (t) => {
       'hermes_handler_errors_total',
       'hermes_handler_latency_seconds',
       'hermes_inbound_events_total',
+      'hermes_ingress_rejected_total',
+      'hermes_ingress_requests_total',
       'hermes_pipeline_queued_events',
       'hermes_possible_duplicate_replies_total',
       'hermes_queue_overflow_total',
       'hermes_reconnects_total',
       'hermes_resume_after_restart_total',
       'hermes_state_file_writes_total',
+      'hermes_webhook_last_valid_callback_timestamp_seconds',
     ]);
   });
 

@@ -22,6 +22,15 @@ import { INTENTS, isMessageEvent, type GatewayInfo, type ReconnectAction } from 
 import { QQRest } from './rest.js';
 import { Sender } from './send.js';
 import { TokenSource, isAbort, type AccessToken } from './token.js';
+import { webhookLastValidCallback } from '../../metrics.js';
+import {
+  holdRoute,
+  ingress as sharedIngress,
+  type IngressHub,
+  type IngressRequest,
+} from '../../ingress/server.js';
+import { deriveKeys } from './signature.js';
+import { CallbackReceiver } from './webhook.js';
 
 /** Jitter ratio of backoff steps when jitter is on. */
 const BACKOFF_JITTER = 0.25;
@@ -56,6 +65,8 @@ export interface QQBotAdapterOptions {
   instance?: string;
   /** Injectable randomness for jitter (tests, bench); defaults to Math.random. */
   random?: () => number;
+  /** The inbound HTTP server of the webhook transport; the process's own by default. */
+  ingress?: IngressHub;
 }
 
 export class QQBotAdapter implements Adapter {
@@ -84,6 +95,9 @@ export class QQBotAdapter implements Adapter {
   /** The session to resume; survives connections, dropped when the server refuses it. */
   private session: { id: string; seq: number } | null = null;
   private botId: string | null = null;
+  private readonly ingress: IngressHub;
+  /** The webhook transport's request handling; null in WebSocket mode. */
+  receiver: CallbackReceiver | null = null;
 
   constructor(
     readonly settings: QQBotSettings,
@@ -91,6 +105,7 @@ export class QQBotAdapter implements Adapter {
   ) {
     this.name = options.instance ?? 'qqbot';
     this.random = options.random ?? Math.random;
+    this.ingress = options.ingress ?? sharedIngress;
     this.rest = new QQRest({
       appId: settings.appId,
       apiBase: settings.apiBase,
@@ -134,6 +149,7 @@ export class QQBotAdapter implements Adapter {
   async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
     this.log = ctx.log;
     this.life.bind(ctx);
+    if (this.settings.transport === 'webhook') return this.runWebhook(ctx, signal);
     const taken = this.life.takeResumePoint(ctx, ['session_id']);
     if (taken !== null) {
       this.session = { id: taken.session.session_id!, seq: taken.seq };
@@ -161,6 +177,98 @@ export class QQBotAdapter implements Adapter {
       this.life.clearHealthyTimer();
       this.tokens.close();
       this.rest.close();
+    }
+  }
+
+  /**
+   * The webhook transport's life (issue 11): `connecting` while the route is bound and the
+   * token fetched, `connected` once both hold, then it waits for the stop or for the listener
+   * to die. Rejects with GW_ERR_INGRESS_LISTEN / GW_ERR_INGRESS_ROUTE_TAKEN (exit 78) when the
+   * address cannot be bound, GW_ERR_QQ_CREDENTIALS_REJECTED (exit 78), GW_ERR_INGRESS_LISTENER_DIED
+   * (exit 1), or GW_ERR_QQ_RECONNECT_EXHAUSTED when the token endpoint kept failing.
+   */
+  private async runWebhook(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
+    const webhook = this.settings.webhook;
+    const receiver = new CallbackReceiver({
+      appId: this.settings.appId,
+      keys: deriveKeys(this.settings.clientSecret),
+      timestampToleranceS: webhook.timestampToleranceS,
+      log: () => this.log,
+      valid: () => {
+        ctx.touch();
+        webhookLastValidCallback.set(this.name);
+      },
+      // A retried callback carries the same message id: the pipeline's dedupe drops it.
+      dispatch: (frame) => this.onDispatch(ctx, frame.t, frame.d, null),
+    });
+    this.receiver = receiver;
+    const path = webhook.path ?? `/qqbot/${this.name}`;
+    try {
+      await this.life.move({
+        reconnectAttempt: 0,
+        maxReconnectAttempts: this.settings.reconnect.maxAttempts,
+        resumable: false,
+        lastError: null,
+        detail: 'binding',
+      });
+      const spec = {
+        listen: webhook.listen,
+        path,
+        instance: this.name,
+        maxBodyBytes: webhook.maxBodyBytes,
+        requestTimeoutMs: webhook.requestTimeoutMs,
+        handler: (request: IngressRequest) => receiver.handle(request),
+        log: this.log,
+      };
+      await holdRoute(this.ingress, spec, signal, async () => {
+        ctx.track('qqbot token refresh', this.tokens.refreshLoop(signal));
+        if (!(await this.firstToken(signal))) return false;
+        this.log.info('webhook transport ready (listener bound, token accepted)');
+        await this.life.move({ reconnectAttempt: 0, lastError: null, detail: null }, 'connected');
+        return true;
+      });
+    } catch (err) {
+      if (signal.aborted) {
+        this.log.debug({ err: String(err) }, 'error after the stop request ignored');
+        return;
+      }
+      throw err;
+    } finally {
+      this.tokens.close();
+      this.rest.close();
+    }
+  }
+
+  /**
+   * The first token of the webhook transport, with the reconnect budget over failures of the
+   * token endpoint. Resolves true with a token, false when stopped; rejects with a refusal.
+   */
+  private async firstToken(signal: AbortSignal): Promise<boolean> {
+    const { maxAttempts } = this.settings.reconnect;
+    for (;;) {
+      this.life.setDetail('fetching_token');
+      try {
+        await this.tokens.get(signal);
+        return true;
+      } catch (err) {
+        if (signal.aborted || isAbort(err)) return false;
+        const error = toGatewayError(err, 'GW_ERR_QQ_TOKEN_FAILED');
+        if (!error.retryable) throw error;
+        // The same budget as a WebSocket reconnect: exhausted → exit 1, never a silent stop.
+        const waitMs = await this.life.reconnect({
+          instance: this.name,
+          error,
+          action: 'fetch the token again',
+          readyAt: null,
+          maxAttempts: this.settings.reconnect.maxAttempts,
+          healthyAfterMs: this.settings.reconnect.healthyAfterMs,
+          exhaustedCode: 'GW_ERR_QQ_RECONNECT_EXHAUSTED',
+          waitMs: (attempt) => this.backoff.delayFor(attempt),
+          detail: 'backoff',
+          resumable: false,
+        });
+        if (!(await sleep(waitMs, signal))) return false;
+      }
     }
   }
 

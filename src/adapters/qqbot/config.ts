@@ -4,6 +4,14 @@
  */
 import { z } from 'zod';
 import { Secret } from '../../config/secret.js';
+import {
+  listenSchema,
+  maxBodyBytesSchema,
+  pathSchema,
+  requestTimeoutMsSchema,
+} from '../../ingress/config.js';
+import { DEFAULTS as INGRESS_DEFAULTS } from '../../ingress/server.js';
+import type { ListenAddress } from '../../net/listen.js';
 import { INTENT_NAMES, intentsMask, type IntentName } from './protocol.js';
 
 /** Production defaults, in one place. */
@@ -49,6 +57,19 @@ export const DEFAULTS = {
     maxRetryDelayMs: 30_000,
   },
   jitter: true,
+  /** WebSocket today; webhook is where the platform steers new bots (fact sheet §8.6). */
+  transport: 'websocket' as 'websocket' | 'webhook',
+  webhook: {
+    listen: INGRESS_DEFAULTS.listen,
+    maxBodyBytes: INGRESS_DEFAULTS.maxBodyBytes,
+    requestTimeoutMs: INGRESS_DEFAULTS.requestTimeoutMs,
+    /**
+     * No freshness window is documented (fact sheet §8.4); whether a retried callback carries
+     * a new timestamp is not either, so the default is generous: a retry a few minutes late
+     * must not be refused, and replays inside the window are dropped by the event-id dedupe.
+     */
+    timestampToleranceS: 600,
+  },
 } as const;
 
 const ms = z.number().int().nonnegative().max(2_147_483_647);
@@ -133,6 +154,23 @@ export const qqbotSchema = z
       .default({}),
     /** Jitter of backoff steps and of the first heartbeat; off only for deterministic tests. */
     jitter: z.boolean().default(DEFAULTS.jitter),
+    transport: z.enum(['websocket', 'webhook']).default(DEFAULTS.transport),
+    webhook: z
+      .object({
+        listen: listenSchema.default(DEFAULTS.webhook.listen),
+        /** Default `/qqbot/<instance>`. */
+        path: pathSchema.optional(),
+        max_body_bytes: maxBodyBytesSchema,
+        request_timeout_ms: requestTimeoutMsSchema,
+        timestamp_tolerance_s: z
+          .number()
+          .int()
+          .positive()
+          .max(86_400)
+          .default(DEFAULTS.webhook.timestampToleranceS),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -173,6 +211,15 @@ export interface QQBotSettings {
     maxRetryDelayMs: number;
   };
   jitter: boolean;
+  transport: 'websocket' | 'webhook';
+  webhook: {
+    listen: ListenAddress;
+    /** null: `/qqbot/<instance>`. */
+    path: string | null;
+    maxBodyBytes: number;
+    requestTimeoutMs: number;
+    timestampToleranceS: number;
+  };
 }
 
 export function toSettings(config: QQBotConfig): QQBotSettings {
@@ -213,5 +260,13 @@ export function toSettings(config: QQBotConfig): QQBotSettings {
       maxRetryDelayMs: config.send.max_retry_delay_ms,
     },
     jitter: config.jitter,
+    transport: config.transport,
+    webhook: {
+      listen: config.webhook.listen,
+      path: config.webhook.path ?? null,
+      maxBodyBytes: config.webhook.max_body_bytes,
+      requestTimeoutMs: config.webhook.request_timeout_ms,
+      timestampToleranceS: config.webhook.timestamp_tolerance_s,
+    },
   };
 }

@@ -49,6 +49,15 @@ export const QQ_ERROR_CODES = {
   GW_ERR_QQ_SEND_UNAUTHORIZED: { kind: 'transient', retryable: true },
   /** A chat id no QQ chat can have (empty, `..`, `/`, `?`, `#`, control chars): not sent. */
   GW_ERR_QQ_CHAT_ID_INVALID: { kind: 'platform', retryable: false },
+  // Webhook transport (issue 11)
+  /** A callback without a valid Ed25519 signature over timestamp + body (401, nothing dispatched). */
+  GW_ERR_QQ_WEBHOOK_SIGNATURE: { kind: 'transient', retryable: true },
+  /** A callback whose X-Signature-Timestamp is missing, malformed or outside the tolerance (401). */
+  GW_ERR_QQ_WEBHOOK_TIMESTAMP: { kind: 'transient', retryable: true },
+  /** A callback whose X-Bot-Appid names another bot (403). */
+  GW_ERR_QQ_WEBHOOK_APPID: { kind: 'transient', retryable: true },
+  /** A signed callback whose body is not a JSON envelope, or an op 13 without its fields (400). */
+  GW_ERR_QQ_WEBHOOK_BAD_BODY: { kind: 'transient', retryable: true },
 } as const;
 
 registerErrorCodes(QQ_ERROR_CODES);

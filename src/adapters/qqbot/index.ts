@@ -6,6 +6,7 @@ import { QQBotAdapter } from './adapter.js';
 import { qqbotSchema, toSettings, type QQBotConfig } from './config.js';
 import './errors.js';
 import { QQRest } from './rest.js';
+import { ingress } from '../../ingress/server.js';
 
 export const qqbotPlatform = definePlatform<QQBotConfig>({
   name: 'qqbot',
@@ -16,7 +17,9 @@ export const qqbotPlatform = definePlatform<QQBotConfig>({
   /**
    * Fetches one access token. Resolves when the platform accepts the credentials; rejects
    * with GW_ERR_QQ_CREDENTIALS_REJECTED (kind `config`) when it refuses them, or
-   * GW_ERR_QQ_TOKEN_FAILED when the endpoint cannot be reached.
+   * GW_ERR_QQ_TOKEN_FAILED when the endpoint cannot be reached. In webhook mode it then binds
+   * `webhook.listen` and closes it again: GW_ERR_INGRESS_LISTEN (kind `config`) when it cannot
+   * be bound (a running gateway holding it counts as that too).
    */
   probe: async (config) => {
     const settings = toSettings(config);
@@ -32,6 +35,7 @@ export const qqbotPlatform = definePlatform<QQBotConfig>({
     } finally {
       rest.close();
     }
+    if (settings.transport === 'webhook') await ingress.probe(settings.webhook.listen);
   },
 });
 

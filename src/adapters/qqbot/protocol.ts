@@ -23,7 +23,31 @@ export const Op = {
   InvalidSession: 9,
   Hello: 10,
   HeartbeatAck: 11,
+  /** Webhook: the bot's acknowledgement of a callback (fact sheet §8.5). */
+  CallbackAck: 12,
+  /** Webhook: callback address validation (fact sheet §8.3). */
+  CallbackValidation: 13,
 } as const;
+
+// ---- webhook headers and answers (fact sheet §8) -----------------------------------------
+
+/** Request headers of a callback, lower-cased as Node gives them. */
+export const WEBHOOK_HEADERS = {
+  signature: 'x-signature-ed25519',
+  timestamp: 'x-signature-timestamp',
+  appId: 'x-bot-appid',
+} as const;
+
+/** The acknowledgement of a callback: op 12, `d: 0` = received (BOTGO's shape). */
+export const CALLBACK_ACK = { op: 12, d: 0 } as const;
+
+/** `d` of an op 13 callback validation; null when a field is missing. */
+export function parseValidation(d: unknown): { plainToken: string; eventTs: string } | null {
+  if (!isObject(d)) return null;
+  const { plain_token: plainToken, event_ts: eventTs } = d;
+  if (typeof plainToken !== 'string' || typeof eventTs !== 'string') return null;
+  return { plainToken, eventTs };
+}
 
 // ---- intents (fact sheet §4) -----------------------------------------------------------------
 

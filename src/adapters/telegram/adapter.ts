@@ -16,6 +16,7 @@ import type {
 import { GatewayError } from '../../errors.js';
 import { Backoff, sleep } from '../../util/backoff.js';
 import type { TelegramSettings } from './config.js';
+
 import './errors.js';
 import { normalizeUpdate } from './normalize.js';
 import { badResult, callError, OffsetTracker, pollRequest, type CallError } from './poller.js';
@@ -28,6 +29,14 @@ import {
 } from './protocol.js';
 import { isAbort, TelegramRest } from './rest.js';
 import { Sender } from './send.js';
+import {
+  holdRoute,
+  ingress as sharedIngress,
+  type IngressHub,
+  type IngressRequest,
+} from '../../ingress/server.js';
+import { webhookLastValidCallback } from '../../metrics.js';
+import { parseWebhookInfo, setWebhookParams, UpdateReceiver } from './webhook.js';
 
 /** Jitter ratio of backoff steps when jitter is on (jitter only shortens a step). */
 const BACKOFF_JITTER = 0.25;
@@ -47,6 +56,8 @@ export interface TelegramStats {
 export interface TelegramAdapterOptions {
   /** Injectable randomness for jitter (tests, bench); defaults to Math.random. */
   random?: () => number;
+  /** The inbound HTTP server of webhook mode; the process's own by default. */
+  ingress?: IngressHub;
 }
 
 export class TelegramAdapter implements Adapter {
@@ -80,6 +91,7 @@ export class TelegramAdapter implements Adapter {
   /** A 409 conflict burst is logged once, at its first poll. */
   private inConflictBurst = false;
   private state: 'connecting' | 'reconnecting' | 'connected' = 'connecting';
+  private readonly ingress: IngressHub;
 
   /** Telegram has no idempotency key: a reply re-sent after a crash may arrive twice. */
   readonly idempotentSends = false;
@@ -105,6 +117,7 @@ export class TelegramAdapter implements Adapter {
     });
     this.deleteWebhookNext = settings.deleteWebhookOnStart;
     this.session = { bot_id: settings.botId, server: serverId(settings.apiBase) };
+    this.ingress = options.ingress ?? sharedIngress;
   }
 
   /**
@@ -116,6 +129,7 @@ export class TelegramAdapter implements Adapter {
   async run(ctx: AdapterContext, signal: AbortSignal): Promise<void> {
     this.ctx = ctx;
     this.log = ctx.log;
+    if (this.settings.webhook !== null) return this.runWebhook(ctx, signal, this.settings.webhook);
     try {
       await this.move('connecting', {
         reconnectAttempt: 0,
@@ -137,6 +151,146 @@ export class TelegramAdapter implements Adapter {
       if (signal.aborted) await this.confirmOnStop();
       this.rest.close();
     }
+  }
+
+  /**
+   * Webhook mode's life: `connecting` while the route is bound and getMe, setWebhook and
+   * getWebhookInfo answer, `connected` once the platform confirmed our URL, then it waits for
+   * the stop or for the listener to die. Rejects with GW_ERR_INGRESS_LISTEN (exit 78),
+   * GW_ERR_TELEGRAM_UNAUTHORIZED / GW_ERR_TELEGRAM_WEBHOOK_REJECTED (exit 78),
+   * GW_ERR_INGRESS_LISTENER_DIED or GW_ERR_TELEGRAM_RECONNECT_EXHAUSTED (exit 1). The webhook
+   * stays set on stop: Telegram keeps the updates and retries them until we are back.
+   */
+  private async runWebhook(
+    ctx: AdapterContext,
+    signal: AbortSignal,
+    webhook: NonNullable<TelegramSettings['webhook']>,
+  ): Promise<void> {
+    const receiver = new UpdateReceiver({
+      secretToken: webhook.secretToken,
+      log: () => this.log,
+      valid: () => {
+        ctx.touch();
+        webhookLastValidCallback.set(this.name);
+      },
+      take: (update) => {
+        this.stats.updates += 1;
+        this.take(ctx, update);
+      },
+    });
+    try {
+      await this.move('connecting', {
+        reconnectAttempt: 0,
+        maxReconnectAttempts: this.settings.reconnect.maxAttempts,
+        resumable: false,
+        lastError: null,
+        detail: 'binding',
+      });
+      const spec = {
+        listen: webhook.listen,
+        path: webhook.path,
+        instance: this.name,
+        maxBodyBytes: webhook.maxBodyBytes,
+        requestTimeoutMs: webhook.requestTimeoutMs,
+        handler: (request: IngressRequest) => receiver.handle(request),
+        log: this.log,
+      };
+      await holdRoute(this.ingress, spec, signal, async () => {
+        for (;;) {
+          const failure = await this.setUpWebhook(webhook, signal);
+          if (signal.aborted) return false;
+          if (failure === null) break;
+          if (!(await this.failed(failure, signal))) return false;
+        }
+        await this.move('connected', { reconnectAttempt: this.attempt, detail: null });
+        return true;
+      });
+    } catch (err) {
+      if (signal.aborted || isAbort(err)) {
+        this.log.debug({ err: String(err) }, 'error after the stop request ignored');
+        return;
+      }
+      throw err;
+    } finally {
+      this.rest.close();
+    }
+  }
+
+  /** getMe: proves the token; null when it answered with the bot user (kept in `me`). */
+  private async fetchMe(signal: AbortSignal): Promise<CallError | null> {
+    const { restMs } = this.settings.timeouts;
+    const outcome = await this.rest.call('getMe', {}, restMs, signal);
+    const failure = callError('getMe', outcome);
+    if (failure !== null) return failure;
+    const me =
+      outcome.kind === 'reply' && outcome.reply.ok ? parseUser(outcome.reply.result) : null;
+    if (me === null) return badResult('getMe');
+    this.me = me;
+    this.log.info(
+      {
+        bot_id: me.id,
+        username: me.username ?? null,
+        can_read_all_group_messages: me.can_read_all_group_messages ?? null,
+      },
+      me.can_read_all_group_messages === false
+        ? 'getMe: token accepted; privacy mode is on, so in groups the bot sees only commands and replies to it'
+        : 'getMe: token accepted',
+    );
+    return null;
+  }
+
+  /** getMe (once), setWebhook, getWebhookInfo; null when Telegram confirmed our URL. */
+  private async setUpWebhook(
+    webhook: NonNullable<TelegramSettings['webhook']>,
+    signal: AbortSignal,
+  ): Promise<CallError | null> {
+    const { restMs } = this.settings.timeouts;
+    if (this.me === null) {
+      const failure = await this.fetchMe(signal);
+      if (failure !== null) return failure;
+    }
+    const params = setWebhookParams(webhook, this.settings.allowedUpdates);
+    const set = await this.rest.call('setWebhook', params, restMs, signal);
+    if (set.kind === 'reply' && !set.reply.ok && set.reply.errorCode === 400) {
+      // "bad webhook: ..." (not HTTPS, a port Telegram does not call, an unresolvable host):
+      // the config is wrong, and asking again cannot change the answer.
+      throw new GatewayError(
+        'GW_ERR_TELEGRAM_WEBHOOK_REJECTED',
+        `setWebhook: ${set.reply.description}: check webhook.public_url`,
+        { details: { method: 'setWebhook', error_code: 400 } },
+      );
+    }
+    const setFailure = callError('setWebhook', set);
+    if (setFailure !== null) return setFailure;
+    const info = await this.rest.call('getWebhookInfo', {}, restMs, signal);
+    const infoFailure = callError('getWebhookInfo', info);
+    if (infoFailure !== null) return infoFailure;
+    const parsed =
+      info.kind === 'reply' && info.reply.ok ? parseWebhookInfo(info.reply.result) : null;
+    if (parsed === null) return badResult('getWebhookInfo');
+    if (parsed.url !== webhook.publicUrl) {
+      // Someone else set another URL in between (another process on this token).
+      return {
+        ...badResult('getWebhookInfo'),
+        error: new GatewayError(
+          'GW_ERR_TELEGRAM_CONFLICT',
+          "getWebhookInfo: the webhook URL is not ours: another process sets this bot's webhook",
+          { details: { method: 'getWebhookInfo' } },
+        ),
+        action: 'conflict',
+      };
+    }
+    this.log.info(
+      {
+        pending_update_count: parsed.pendingUpdateCount,
+        last_error_message: parsed.lastErrorMessage,
+        last_error_date: parsed.lastErrorDate,
+      },
+      parsed.lastErrorMessage === null
+        ? 'setWebhook: confirmed by getWebhookInfo'
+        : `setWebhook: confirmed; Telegram's last delivery error: ${parsed.lastErrorMessage}`,
+    );
+    return null;
   }
 
   /** See Adapter.send; rejects with GW_ERR_TELEGRAM_SEND_* (send.ts). */
@@ -163,23 +317,8 @@ export class TelegramAdapter implements Adapter {
   private async cycle(ctx: AdapterContext, signal: AbortSignal): Promise<CallError | null> {
     const { restMs } = this.settings.timeouts;
     if (this.me === null) {
-      const outcome = await this.rest.call('getMe', {}, restMs, signal);
-      const failure = callError('getMe', outcome);
+      const failure = await this.fetchMe(signal);
       if (failure !== null) return failure;
-      const me =
-        outcome.kind === 'reply' && outcome.reply.ok ? parseUser(outcome.reply.result) : null;
-      if (me === null) return badResult('getMe');
-      this.me = me;
-      this.log.info(
-        {
-          bot_id: me.id,
-          username: me.username ?? null,
-          can_read_all_group_messages: me.can_read_all_group_messages ?? null,
-        },
-        me.can_read_all_group_messages === false
-          ? 'getMe: token accepted; privacy mode is on, so in groups the bot sees only commands and replies to it'
-          : 'getMe: token accepted',
-      );
     }
     if (this.deleteWebhookNext) {
       const outcome = await this.rest.call(

@@ -4,12 +4,27 @@
  */
 import { z } from 'zod';
 import { Secret } from '../../config/secret.js';
+import {
+  listenSchema,
+  maxBodyBytesSchema,
+  pathSchema,
+  requestTimeoutMsSchema,
+} from '../../ingress/config.js';
+import { DEFAULTS as INGRESS_DEFAULTS } from '../../ingress/server.js';
+import type { ListenAddress } from '../../net/listen.js';
 import { UPDATE_KINDS, type UpdateKind } from './protocol.js';
 
 /** Production defaults, in one place. */
 export const DEFAULTS = {
   apiBase: 'https://api.telegram.org',
-  mode: 'polling' as const,
+  mode: 'polling' as 'polling' | 'webhook',
+  webhook: {
+    listen: INGRESS_DEFAULTS.listen,
+    /** Telegram's own default (setWebhook max_connections). */
+    maxConnections: 40,
+    maxBodyBytes: INGRESS_DEFAULTS.maxBodyBytes,
+    requestTimeoutMs: INGRESS_DEFAULTS.requestTimeoutMs,
+  },
   polling: {
     /** Long-poll seconds; the server clamps to 0-50, grammY and its runner use 30. */
     timeoutS: 30,
@@ -72,7 +87,29 @@ export const telegramSchema = z
       .instanceof(Secret, { message: 'required (token, token_file or token_credential)' })
       .refine((s) => TOKEN_SHAPE.test(s.reveal()), 'is not a bot token (<bot id>:<secret>)'),
     api_base: httpUrl.default(DEFAULTS.apiBase),
-    mode: z.literal('polling').default(DEFAULTS.mode),
+    mode: z.enum(['polling', 'webhook']).default(DEFAULTS.mode),
+    webhook: z
+      .object({
+        /** What Telegram calls: HTTPS on 443, 80, 88 or 8443 in production. */
+        public_url: httpUrl.optional(),
+        listen: listenSchema.default(DEFAULTS.webhook.listen),
+        /** Default: the path of public_url (a reverse proxy that passes the path unchanged). */
+        path: pathSchema.optional(),
+        secret_token: z
+          .instanceof(Secret, {
+            message: 'required (secret_token, secret_token_file or secret_token_credential)',
+          })
+          .refine(
+            (s) => /^[A-Za-z0-9_-]{1,256}$/.test(s.reveal()),
+            'must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Bot API setWebhook)',
+          )
+          .optional(),
+        max_connections: z.number().int().min(1).max(100).default(DEFAULTS.webhook.maxConnections),
+        max_body_bytes: maxBodyBytesSchema,
+        request_timeout_ms: requestTimeoutMsSchema,
+      })
+      .strict()
+      .default({}),
     polling: z
       .object({
         timeout_s: z.number().int().min(0).max(50).default(DEFAULTS.polling.timeoutS),
@@ -116,7 +153,18 @@ export const telegramSchema = z
     /** Jitter of backoff steps; off only for deterministic tests. */
     jitter: z.boolean().default(DEFAULTS.jitter),
   })
-  .strict();
+  .strict()
+  .superRefine((value, ctx) => {
+    if (value.mode !== 'webhook') return;
+    for (const key of ['public_url', 'secret_token'] as const) {
+      if (value.webhook[key] !== undefined) continue;
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['webhook', key],
+        message: 'required when mode is webhook',
+      });
+    }
+  });
 
 export type TelegramConfig = z.output<typeof telegramSchema>;
 
@@ -129,6 +177,17 @@ export interface TelegramSettings {
   polling: { timeoutS: number; limit: number; handledWaitMs: number };
   allowedUpdates: readonly UpdateKind[];
   deleteWebhookOnStart: boolean;
+  mode: 'polling' | 'webhook';
+  /** Null in polling mode. */
+  webhook: {
+    publicUrl: string;
+    listen: ListenAddress;
+    path: string;
+    secretToken: Secret;
+    maxConnections: number;
+    maxBodyBytes: number;
+    requestTimeoutMs: number;
+  } | null;
   reconnect: { backoffMs: readonly number[]; maxAttempts: number; healthyAfterMs: number };
   timeouts: { restMs: number; pollSlackMs: number };
   send: {
@@ -160,6 +219,8 @@ export function toSettings(config: TelegramConfig): TelegramSettings {
     },
     allowedUpdates: config.allowed_updates,
     deleteWebhookOnStart: config.delete_webhook_on_start,
+    mode: config.mode,
+    webhook: webhookSettings(config),
     reconnect: {
       backoffMs: config.reconnect.backoff_ms,
       maxAttempts: config.reconnect.max_attempts,
@@ -176,5 +237,19 @@ export function toSettings(config: TelegramConfig): TelegramSettings {
       globalIntervalMs: config.send.global_interval_ms,
     },
     jitter: config.jitter,
+  };
+}
+
+function webhookSettings(config: TelegramConfig): TelegramSettings['webhook'] {
+  const { webhook } = config;
+  if (config.mode !== 'webhook' || !webhook.public_url || !webhook.secret_token) return null;
+  return {
+    publicUrl: webhook.public_url,
+    listen: webhook.listen,
+    path: webhook.path ?? (new URL(webhook.public_url).pathname || '/'),
+    secretToken: webhook.secret_token,
+    maxConnections: webhook.max_connections,
+    maxBodyBytes: webhook.max_body_bytes,
+    requestTimeoutMs: webhook.request_timeout_ms,
   };
 }

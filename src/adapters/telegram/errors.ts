@@ -33,6 +33,11 @@ export const TELEGRAM_ERROR_CODES = {
   GW_ERR_TELEGRAM_SEND_RATE_LIMITED: { kind: 'transient', retryable: true },
   /** The request may have reached the platform (timeout or reset after sending): not resent. */
   GW_ERR_TELEGRAM_SEND_UNCERTAIN: { kind: 'transient', retryable: true },
+  // Webhook mode (issue 18, item 4)
+  /** A webhook request without the right X-Telegram-Bot-Api-Secret-Token: 401, counted. */
+  GW_ERR_TELEGRAM_WEBHOOK_SECRET: { kind: 'transient', retryable: true },
+  /** setWebhook refused our URL or parameters (400 "bad webhook: ..."): exit 78. */
+  GW_ERR_TELEGRAM_WEBHOOK_REJECTED: { kind: 'config', retryable: false },
 } as const;
 
 registerErrorCodes(TELEGRAM_ERROR_CODES);

@@ -9,6 +9,7 @@ import { botIdOf, telegramSchema, toSettings, type TelegramConfig } from './conf
 import './errors.js';
 import { callError } from './poller.js';
 import { TelegramRest } from './rest.js';
+import { ingress } from '../../ingress/server.js';
 
 /** `telegram:<bot id>`: the token part before `:` names the bot without revealing the secret. */
 export function credentialIdentity(config: TelegramConfig): string {
@@ -41,6 +42,8 @@ const definition: PlatformDefinition<TelegramConfig> & {
     } finally {
       rest.close();
     }
+    // Webhook mode: the listen address must be free to bind (GW_ERR_INGRESS_LISTEN otherwise).
+    if (settings.webhook !== null) await ingress.probe(settings.webhook.listen);
   },
 };
 

@@ -11,3 +11,5 @@ export type { SendFault } from './messages.js';
 export type { GatewayFault, TokenFault } from './rest.js';
 export type * from './records.js';
 export * as payloads from './payloads.js';
+export type { CallbackRecord, CallbackAttempt, CallbackRetry, RawCallback } from './webhook.js';
+export { FakeWebhook } from './webhook.js';

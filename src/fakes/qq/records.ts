@@ -26,7 +26,8 @@ export type ViolationKind =
   | 'rest-bad-token'
   | 'rest-expired-token'
   | 'send-invalid-body'
-  | 'token-request-malformed';
+  | 'token-request-malformed'
+  | 'webhook-bad-validation';
 
 /** One protocol violation. */
 export interface Violation {

@@ -42,6 +42,7 @@ import type {
 import { Rest, type GatewayFault, type TokenFault } from './rest.js';
 import type { SendFault } from './messages.js';
 import { TokenStore } from './tokens.js';
+import { FakeWebhook } from './webhook.js';
 
 /** A dispatch whose payload type is known. */
 export type Dispatched<T> = DispatchRecord & { d: T };
@@ -52,6 +53,8 @@ export class FakeQQServer {
   readonly settings: FakeQQSettings;
   /** Everything recorded so far. */
   readonly records = new FakeRecords();
+  /** The platform's side of the webhook transport: signed callbacks to the bot's URL. */
+  readonly webhook: FakeWebhook;
 
   private readonly events = new FakeEvents();
   private readonly tokens: TokenStore;
@@ -82,6 +85,7 @@ export class FakeQQServer {
       violation: (kind, detail) => this.recordViolation(kind, detail),
     };
     this.gateway = new Gateway(ctx);
+    this.webhook = new FakeWebhook(ctx);
     this.rest = new Rest(ctx, () => this.wsUrl);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -399,6 +403,7 @@ export class FakeQQServer {
   }
 
   private async shutdown(): Promise<void> {
+    this.webhook.close();
     this.events.close();
     this.gateway.closeAll();
     this.rest.hung.destroyAll();

@@ -162,6 +162,8 @@ export class FakeTelegramServer extends EventEmitter {
   private revoked = false;
   private webhook: { url: string; secret: string | null; maxConnections: number } | null = null;
   private allowedUpdates: string[] | null = null;
+  /** The webhook pusher's state (see "webhook delivery" below). */
+  private readonly webhookPush = { running: false, closed: false };
   private username: string;
   private canReadAll: boolean;
   private port = 0;
@@ -285,6 +287,7 @@ export class FakeTelegramServer extends EventEmitter {
     }
     this.queue.push({ update_id, [kind]: payload });
     this.wakePoll();
+    this.wakeWebhook();
     return update_id;
   }
 
@@ -380,6 +383,7 @@ export class FakeTelegramServer extends EventEmitter {
    * during the test, so a violation fails the test that caused it.
    */
   async close(): Promise<void> {
+    this.webhookPush.closed = true;
     // An overlap still in its grace period is judged before the verdict.
     if (this.overlapChecks.size > 0) await delay(POLL_OVERLAP_GRACE_MS);
     for (const check of [...this.overlapChecks]) check();
@@ -660,6 +664,98 @@ export class FakeTelegramServer extends EventEmitter {
     answer();
   }
 
+  // ---- webhook delivery (the platform calling the bot's webhook) ----------------------------
+
+  /** Every POST the fake made to the webhook URL, in order (retries included). */
+  readonly webhookDeliveries: Array<{ updateId: number; status: number; at: number }> = [];
+  /** Pause before a delivery that got no 2xx is retried (Telegram backs off; ms here). */
+  webhookRetryMs = 100;
+  /** The last setWebhook parameters (secret_token replaced by its length). */
+  webhookParams: Record<string, unknown> | null = null;
+
+  /** Remembers what setWebhook asked for and starts delivering the queue to the URL. */
+  private webhookSetWith(params: Record<string, unknown>): void {
+    const { secret_token: secret, ...rest } = params;
+    this.webhookParams = {
+      ...rest,
+      secret_token_length: typeof secret === 'string' ? secret.length : 0,
+    };
+    if (Array.isArray(params.allowed_updates)) {
+      this.allowedUpdates = params.allowed_updates.map((kind) => String(kind));
+    }
+    this.wakeWebhook();
+  }
+
+  /** Starts the pusher when a webhook is set and updates are waiting. */
+  private wakeWebhook(): void {
+    if (this.webhook === null || this.webhookPush.running || this.webhookPush.closed) return;
+    if (this.queue.length === 0) return;
+    this.webhookPush.running = true;
+    // pushWebhook never rejects: every failed POST is a status 0 and a retry.
+    this.pushWebhook().then(
+      () => {
+        this.webhookPush.running = false;
+        this.wakeWebhook();
+      },
+      (err: unknown) => this.violations.push(`fake telegram webhook pusher broke: ${String(err)}`),
+    );
+  }
+
+  /**
+   * Delivers the queue in order, one update per POST with the secret header, as the platform
+   * does: an update leaves the queue on a 2xx answer, anything else is retried after a pause.
+   */
+  private async pushWebhook(): Promise<void> {
+    while (this.webhook !== null && this.queue.length > 0 && !this.webhookPush.closed) {
+      const update = this.queue[0]!;
+      const status = await this.postWebhook(this.webhook, update);
+      this.webhookDeliveries.push({ updateId: update.update_id, status, at: Date.now() });
+      this.emit('webhook-delivery', { updateId: update.update_id, status });
+      if (status >= 200 && status < 300) {
+        if (this.queue[0] === update) this.queue.shift();
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          resolve();
+        }, this.webhookRetryMs);
+        this.timers.add(timer);
+      });
+    }
+  }
+
+  /** One POST of `update` to the webhook; resolves with the status (0: no answer). */
+  private postWebhook(
+    hook: { url: string; secret: string | null },
+    update: { update_id: number },
+  ): Promise<number> {
+    const body = JSON.stringify(update);
+    return new Promise((resolve) => {
+      const req = http.request(
+        hook.url,
+        {
+          method: 'POST',
+          agent: false,
+          timeout: 5_000,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(body)),
+            ...(hook.secret === null ? {} : { 'x-telegram-bot-api-secret-token': hook.secret }),
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', () => resolve(0));
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(0));
+      req.end(body);
+    });
+  }
+
   private setWebhook(params: Record<string, unknown>, res: ServerResponse): void {
     const url = str(params.url);
     if (url === '') {
@@ -678,6 +774,7 @@ export class FakeTelegramServer extends EventEmitter {
     }
     this.setWebhookState(url);
     this.webhook = { url, secret, maxConnections: toInt(params.max_connections) ?? 40 };
+    this.webhookSetWith(params);
     this.ok(res, true, 'Webhook was set');
   }
 

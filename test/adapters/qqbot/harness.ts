@@ -12,6 +12,7 @@ import type { InboundEvent } from '../../../src/adapters/contract.js';
 import { QQBotAdapter } from '../../../src/adapters/qqbot/adapter.js';
 import { qqbotSchema, toSettings } from '../../../src/adapters/qqbot/config.js';
 import { Secret } from '../../../src/config/secret.js';
+import type { IngressHub } from '../../../src/ingress/server.js';
 import { Runner, type RunOutcome } from '../../../src/runner/runner.js';
 import type { PlatformStatus, StateDocument } from '../../../src/state/schema.js';
 import { StateStore } from '../../../src/state/store.js';
@@ -79,6 +80,8 @@ export interface HarnessOptions {
   /** Start the runner (default true); false to script the fake first. */
   start?: boolean;
   random?: () => number;
+  /** The inbound HTTP server of a webhook instance (a test's own hub). */
+  ingress?: IngressHub;
 }
 
 interface StateWaiter {
@@ -105,6 +108,7 @@ export class QQHarness {
     readonly path: string,
     readonly config: Json,
     private readonly random: (() => number) | undefined,
+    private readonly ingress: IngressHub | undefined,
   ) {
     this.logs = captureLogger('debug');
   }
@@ -121,6 +125,7 @@ export class QQHarness {
       join(dir, 'gateway_state.json'),
       testConfig(fake, options.config),
       options.random,
+      options.ingress,
     );
     if (options.start !== false) harness.startRunner();
     return harness;
@@ -129,10 +134,10 @@ export class QQHarness {
   /** Builds the adapter from the config (through the real schema) and starts the runner. */
   startRunner(): void {
     const config = qqbotSchema.parse(stripNulls(this.config));
-    this.adapter = new QQBotAdapter(
-      toSettings(config),
-      this.random === undefined ? {} : { random: this.random },
-    );
+    this.adapter = new QQBotAdapter(toSettings(config), {
+      ...(this.random === undefined ? {} : { random: this.random }),
+      ...(this.ingress === undefined ? {} : { ingress: this.ingress }),
+    });
     this.store = new StateStore({
       path: this.path,
       heartbeatIntervalMs: 60_000,
