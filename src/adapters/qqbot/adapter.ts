@@ -244,7 +244,6 @@ export class QQBotAdapter implements Adapter {
    * token endpoint. Resolves true with a token, false when stopped; rejects with a refusal.
    */
   private async firstToken(signal: AbortSignal): Promise<boolean> {
-    const { maxAttempts } = this.settings.reconnect;
     for (;;) {
       this.life.setDetail('fetching_token');
       try {
