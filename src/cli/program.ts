@@ -4,12 +4,14 @@ import { defaultRegistry } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
 import { checkCommand } from './check.js';
 import { registerDemoCommand } from './demo.js';
+import { registerDoctorCommand } from './doctor.js';
 import type { CommandContext } from './context.js';
 import { processIo, type CliIo } from './io.js';
 import { runGateway } from './run.js';
 import { registerSendCommand } from './send.js';
 import { registerServiceCommands } from './service.js';
 import { statusCommand } from './status.js';
+import { DEFAULT_UNIT } from '../systemd/install.js';
 
 export interface CliDeps {
   registry?: PlatformRegistry;
@@ -55,7 +57,8 @@ export function buildProgram(ctx: CommandContext): Command {
     .option('-c, --config <path>', 'config file, to find state_file')
     .option('-s, --state <path>', 'state file to read')
     .option('--json', 'print a JSON report')
-    .action(async (opts: { config?: string; state?: string; json?: boolean }) => {
+    .option('--unit <name>', 'user unit to compare with what this version writes', DEFAULT_UNIT)
+    .action(async (opts: { config?: string; state?: string; json?: boolean; unit: string }) => {
       result.code = await statusCommand(opts, registry, io);
     });
 
@@ -88,6 +91,7 @@ const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [
   registerServiceCommands,
   registerDemoCommand,
   registerSendCommand,
+  registerDoctorCommand,
 ];
 
 const VERSION = '0.1.0';

@@ -5,6 +5,9 @@ import { EXIT, toGatewayError } from '../errors.js';
 import { DEFAULT_UNIT, installUnit, uninstallUnit } from '../systemd/install.js';
 import type { CommandContext } from './context.js';
 
+/** Errors about the paths a unit would hold: fixed by moving files, not by retrying (78). */
+const UNIT_PATH_CODES = new Set(['GW_ERR_UNIT_PATH_UNSAFE', 'GW_ERR_UNIT_PATH_EPHEMERAL']);
+
 const PRIORITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
 
 /** `install`, `uninstall` and `logs`: the user unit and its journal. */
@@ -14,7 +17,7 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
     const error = toGatewayError(err, 'GW_ERR_SYSTEMCTL_FAILED');
     io.err(`error ${error.code}: ${error.message}`);
     // A path the unit cannot hold is fixed by moving the file, not by trying again.
-    result.code = error.code === 'GW_ERR_UNIT_PATH_UNSAFE' ? EXIT.CONFIG : 1;
+    result.code = UNIT_PATH_CODES.has(error.code) ? EXIT.CONFIG : 1;
   };
 
   program
@@ -22,24 +25,26 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
     .description('install the systemd user unit (enable it; start it with --now)')
     .option('-c, --config <path>', 'config file the service will use')
     .option('--now', 'start the service right away')
-    .option('--force', 'overwrite a unit file that hermes-gateway did not write')
+    .option(
+      '--force',
+      'overwrite a unit file that hermes-gateway did not write (a unit of ours is refreshed either way; a running one is restarted)',
+    )
     .option('--unit <name>', 'unit name', DEFAULT_UNIT)
     .action(async (opts: { config?: string; now?: boolean; force?: boolean; unit: string }) => {
       try {
         const config = locateConfig(opts.config, io.env);
-        const path = await installUnit({
+        const installed = await installUnit({
           config,
           unit: opts.unit,
           now: opts.now === true,
           force: opts.force === true,
           env: io.env,
         });
-        io.out(`installed ${path} (config: ${config})`);
-        io.out(
-          opts.now
-            ? `started ${opts.unit}`
-            : `enabled; start it with: systemctl --user start ${opts.unit}`,
-        );
+        const what = installed.changed ? 'installed' : 'unchanged';
+        io.out(`${what} ${installed.path} (config: ${config})`);
+        if (installed.restarted) io.out(`restarted ${opts.unit} (it was running)`);
+        else if (opts.now) io.out(`started ${opts.unit}`);
+        else io.out(`enabled; start it with: systemctl --user start ${opts.unit}`);
         io.out('to keep it running while you are logged out: loginctl enable-linger "$USER"');
         result.code = EXIT.OK;
       } catch (err) {

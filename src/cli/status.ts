@@ -4,6 +4,7 @@ import type { PlatformRegistry } from '../adapters/platform.js';
 import { locateConfig, stateFileSetting } from '../config/load.js';
 import { isGatewayError } from '../errors.js';
 import { statusLine } from '../runner/status-line.js';
+import { DEFAULT_UNIT, inspectServiceUnit, type UnitInspection } from '../systemd/install.js';
 import { defaultStatePath } from '../state/paths.js';
 import { readStateFile } from '../state/read.js';
 import type { StateDocument } from '../state/schema.js';
@@ -20,6 +21,8 @@ export interface StatusOptions {
   state?: string | undefined;
   config?: string | undefined;
   json?: boolean | undefined;
+  /** The user unit to compare with what this version would write. */
+  unit?: string | undefined;
 }
 
 export interface StatusReport {
@@ -31,16 +34,17 @@ export interface StatusReport {
   exit_code: number;
   state: StateDocument | null;
   error: string | null;
+  /** The installed user unit against what this version writes (null: could not tell). */
+  unit: UnitInspection | null;
 }
 
-/** Where the state file is: --state, else the config's state_file, else the default. */
 /**
  * Where the state file may be: --state, else the config's `state_file`, else the default.
  * Without STATE_DIRECTORY in our environment (a shell, not the unit) the default has two
  * candidates, because systemd before v256 puts a user unit's StateDirectory= under
  * $XDG_CONFIG_HOME rather than $XDG_STATE_HOME; the freshest file wins.
  */
-function candidateStatePaths(options: StatusOptions, env: NodeJS.ProcessEnv): string[] {
+export function candidateStatePaths(options: StatusOptions, env: NodeJS.ProcessEnv): string[] {
   if (options.state) return [options.state];
   const configured = stateFileSetting(locateConfig(options.config, env), env);
   if (configured) return [configured];
@@ -88,6 +92,7 @@ export async function buildStatusReport(
       exit_code: STATUS_EXIT.DOWN,
       state: null,
       error: message,
+      unit: null,
     };
   }
   const alive = isSameProcessAlive(doc.pid, doc.pid_start_time);
@@ -118,6 +123,7 @@ export async function buildStatusReport(
     exit_code: exitCode,
     state: doc,
     error: null,
+    unit: null,
   };
 }
 
@@ -138,12 +144,27 @@ function formatPlatformLines(doc: StateDocument): string[] {
   });
 }
 
+/** The warning for an installed unit this version would write differently, else null. */
+export function staleUnitWarning(unit: UnitInspection | null): string | null {
+  if (unit?.state !== 'stale') return null;
+  const versions =
+    unit.installed_template === unit.template
+      ? `template ${unit.template}, other paths or settings`
+      : `template ${unit.installed_template}, this version writes ${unit.template}`;
+  return `the installed unit ${unit.path} differs from what this version of hermes-gateway writes (${versions}); refresh it (a running gateway is restarted): ${unit.refresh}`;
+}
+
+/**
+ * `status`: exit codes are about the gateway's health only; a stale unit is a warning (on
+ * stderr, and `unit` in --json), since the gateway it runs may be perfectly healthy.
+ */
 export async function statusCommand(
   options: StatusOptions,
   registry: PlatformRegistry,
   io: CliIo,
 ): Promise<number> {
   const report = await buildStatusReport(options, registry, io.env);
+  report.unit = await inspectServiceUnit(options.unit ?? DEFAULT_UNIT, io.env).catch(() => null);
   if (options.json) {
     io.out(JSON.stringify(report, null, 2));
   } else {
@@ -151,5 +172,7 @@ export async function statusCommand(
     if (report.state) io.out(formatPlatformLines(report.state).join('\n'));
     io.out(`state file: ${report.state_file}`);
   }
+  const warning = staleUnitWarning(report.unit);
+  if (warning) io.err(`warning GW_ERR_UNIT_STALE: ${warning}`);
   return report.exit_code;
 }
