@@ -90,7 +90,7 @@ const checkNode: Check = () => {
         'node',
         'fail',
         `Node ${process.versions.node} is older than ${MIN_NODE_MAJOR}`,
-        `install Node ${MIN_NODE_MAJOR} or newer, then reinstall: npm install -g hermes-gateway`,
+        `install Node ${MIN_NODE_MAJOR} or newer, then install hermes-gateway again`,
       );
 };
 
@@ -104,7 +104,7 @@ const checkSdNotify: Check = () => {
       'sd-notify',
       'fail',
       `${error.message.split(';')[0]}: the unit (Type=notify) would exit 78 at start`,
-      'apt-get install libsystemd-dev, then reinstall: npm install -g hermes-gateway (in a clone: npm rebuild sd-notify)',
+      'apt-get install libsystemd-dev, then install hermes-gateway again (npm install -g ./hermes-gateway-<version>.tgz; in a clone: npm rebuild sd-notify)',
       error.code,
     );
   }

@@ -53,7 +53,7 @@ export function stableCliPath(invokedAs: string | undefined = process.argv[1]): 
   if (real.split('/').includes('_npx')) {
     throw new GatewayError(
       'GW_ERR_UNIT_PATH_EPHEMERAL',
-      `hermes-gateway runs from npx's cache (${real}), which npm cleans and replaces: a unit cannot point there; install it first (npm install -g hermes-gateway), then run hermes-gateway install`,
+      `hermes-gateway runs from npx's cache (${real}), which npm cleans and replaces: a unit cannot point there; install it globally first (npm install -g ./hermes-gateway-<version>.tgz), then run hermes-gateway install`,
       { details: { path: real } },
     );
   }
