@@ -248,7 +248,7 @@ const checkStateDir: Check = async (ctx) => {
       `mkdir -m 700 -p '${dir}'`,
     );
   }
-  // A real write, not access(2): root passes access() on any mode, and a read-only mount too.
+  // A real write, not access(2): root passes access() whatever the mode bits say.
   const probe = join(dir, `.hermes-gateway-doctor-${process.pid}`);
   try {
     const handle = await open(
