@@ -119,7 +119,8 @@ const checkUserManager: Check = async (ctx) => {
     return result(
       'user-manager',
       'fail',
-      error.message,
+      // The fix has its own field: the message's own advice would say it twice.
+      error.message.split('; log in')[0]!,
       'log in through a session with systemd (ssh, a console; not su), or export XDG_RUNTIME_DIR=/run/user/$(id -u)',
       error.code,
     );
@@ -318,11 +319,12 @@ const checkCredentialLocks: Check = async (ctx) => {
   const gatewayPid =
     state && isSameProcessAlive(state.pid, state.pid_start_time) ? state.pid : null;
   const foreign: string[] = [];
+  let heldByGateway = 0;
   for (const { instance, identity } of claims) {
     const holder = await HolderLock.holder(credentialLockKey(identity));
-    if (holder !== null && holder.pid !== gatewayPid) {
-      foreign.push(`${instance} (${identity}) is held by ${holder.holder} of pid ${holder.pid}`);
-    }
+    if (holder === null) continue;
+    if (holder.pid === gatewayPid) heldByGateway += 1;
+    else foreign.push(`${instance} (${identity}) is held by ${holder.holder} of pid ${holder.pid}`);
   }
   if (foreign.length > 0) {
     return result(
@@ -333,9 +335,14 @@ const checkCredentialLocks: Check = async (ctx) => {
       'GW_ERR_CREDENTIAL_IN_USE',
     );
   }
+  const free = claims.length - heldByGateway;
   const held =
-    gatewayPid === null ? 'free' : `free or held by the running gateway (pid ${gatewayPid})`;
-  return result('credential-lock', 'ok', `${claims.length} credential lock(s) ${held}`);
+    heldByGateway > 0 ? `, ${heldByGateway} held by the running gateway (pid ${gatewayPid})` : '';
+  return result(
+    'credential-lock',
+    'ok',
+    `${claims.length} credential lock(s): ${free} free${held}`,
+  );
 };
 
 const checkClock: Check = async (ctx) => {

@@ -32,7 +32,7 @@ import { sandboxEnv, scratchRoot } from '../support/spawn-gateway.js';
 import { SystemdHarness } from '../support/systemd-harness.js';
 
 /** The install's bound: generous, the build competes with every other test for the CPU. */
-const INSTALL_TIMEOUT_MS = 14 * 60_000;
+const INSTALL_TIMEOUT_MS = 20 * 60_000;
 const CLI_TIMEOUT_MS = 30_000;
 const SECRET = `hgw-global-secret-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
 

@@ -97,7 +97,10 @@ await test(
       // The credential lock is held, by the running gateway: that is fine.
       const pid = readStateDoc(statePath)?.pid;
       const lock = report.checks.find((c) => c.id === 'credential-lock');
-      assert.ok(lock?.message.includes(`pid ${pid}`), lock?.message);
+      assert.ok(
+        lock?.message.endsWith(`1 held by the running gateway (pid ${pid})`),
+        lock?.message,
+      );
     });
 
     const makeStale = async (): Promise<void> => {
