@@ -51,7 +51,7 @@ export function loadSdNotify(moduleName = 'sd-notify', context = ''): SdNotifyMo
   } catch (err) {
     throw new GatewayError(
       'GW_ERR_NOTIFY_UNAVAILABLE',
-      `${context}the native module ${moduleName} cannot be loaded; install libsystemd-dev (apt-get install libsystemd-dev), then install hermes-gateway again the way you did (npm install -g ./hermes-gateway-<version>.tgz; in a clone: npm rebuild ${moduleName}), or use Type=simple`,
+      `${context}the native module ${moduleName} cannot be loaded; install libsystemd-dev (apt-get install libsystemd-dev), then install hermes-gateway again the way you did (npm install -g ./hermes-gateway-<version>.tgz; in a clone: npm rebuild ${moduleName}), or run the unit without notifications (a drop-in with Type=simple, NotifyAccess=none, WatchdogSec=0)`,
       { cause: err },
     );
   }

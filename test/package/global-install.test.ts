@@ -220,8 +220,9 @@ await test(
     );
     assert.ok(errors.length > 0);
 
-    // The message's other fix: Type=simple (no READY=1 to wait for, so no watchdog either).
-    await writeDropIn(harness, unit, ['Type=simple', 'WatchdogSec=0']);
+    // The message's other fix: no notifications at all. NotifyAccess=none too: with the
+    // template's NotifyAccess=main, systemd sets NOTIFY_SOCKET even for Type=simple.
+    await writeDropIn(harness, unit, ['Type=simple', 'NotifyAccess=none', 'WatchdogSec=0']);
     await harness.systemctl(['daemon-reload']);
     await harness.systemctl(['reset-failed', unit]);
     assert.equal((await harness.systemctl(['start', unit])).code, 0);
