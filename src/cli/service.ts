@@ -43,6 +43,7 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
         const what = installed.changed ? 'installed' : 'unchanged';
         io.out(`${what} ${installed.path} (config: ${config})`);
         if (installed.restarted) io.out(`restarted ${opts.unit} (it was running)`);
+        else if (installed.wasActive) io.out(`${opts.unit} is running`);
         else if (opts.now) io.out(`started ${opts.unit}`);
         else io.out(`enabled; start it with: systemctl --user start ${opts.unit}`);
         io.out('to keep it running while you are logged out: loginctl enable-linger "$USER"');

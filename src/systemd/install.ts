@@ -279,6 +279,8 @@ export interface InstallResult {
   changed: boolean;
   /** It was running with the old file and was restarted on the new one. */
   restarted: boolean;
+  /** It was running before install. */
+  wasActive: boolean;
 }
 
 /**
@@ -297,7 +299,7 @@ export async function installUnit(options: InstallOptions): Promise<InstallResul
   const restarted = written.changed && wasActive;
   // try-restart: only if it is still running (a stop in between is respected).
   if (restarted) await systemctlUser(['try-restart', unit], options.env);
-  return { path: written.path, changed: written.changed, restarted };
+  return { path: written.path, changed: written.changed, restarted, wasActive };
 }
 
 export interface UninstallOptions {
