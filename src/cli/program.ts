@@ -5,6 +5,7 @@ import { EXIT } from '../errors.js';
 import { INSTANCE_NAME } from '../config/instances.js';
 import { checkCommand } from './check.js';
 import { registerDemoCommand } from './demo.js';
+import { registerDoctorCommand } from './doctor.js';
 import type { CommandContext } from './context.js';
 import { processIo, type CliIo } from './io.js';
 import { runGateway } from './run.js';
@@ -12,6 +13,7 @@ import { registerSendCommand } from './send.js';
 import { registerServiceCommands } from './service.js';
 import { statusCommand } from './status.js';
 import { registerWorkerCommand } from './worker.js';
+import { DEFAULT_UNIT } from '../systemd/install.js';
 
 export interface CliDeps {
   registry?: PlatformRegistry;
@@ -58,8 +60,15 @@ export function buildProgram(ctx: CommandContext): Command {
     .option('-s, --state <path>', 'state file to read')
     .option('--instance <name>', 'the gateway of hermes-gateway@NAME (docs/scale-out.md)')
     .option('--json', 'print a JSON report')
+    .option('--unit <name>', 'user unit to compare with what this version writes', DEFAULT_UNIT)
     .action(
-      async (opts: { config?: string; state?: string; json?: boolean; instance?: string }) => {
+      async (opts: {
+        config?: string;
+        state?: string;
+        json?: boolean;
+        instance?: string;
+        unit: string;
+      }) => {
         if (opts.instance !== undefined && !INSTANCE_NAME.test(opts.instance)) {
           io.err(
             `error GW_ERR_CLI_USAGE: ${JSON.stringify(opts.instance)} is not an instance name`,
@@ -101,6 +110,7 @@ const EXTRA_COMMANDS: Array<(program: Command, ctx: CommandContext) => void> = [
   registerDemoCommand,
   registerSendCommand,
   registerWorkerCommand,
+  registerDoctorCommand,
 ];
 
 const VERSION = '0.1.0';

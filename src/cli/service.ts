@@ -6,6 +6,9 @@ import { existsSync } from 'node:fs';
 import { DEFAULT_UNIT, installUnit, socketUnitName, uninstallUnit } from '../systemd/install.js';
 import type { CommandContext } from './context.js';
 
+/** Errors about the paths a unit would hold: fixed by moving files, not by retrying (78). */
+const UNIT_PATH_CODES = new Set(['GW_ERR_UNIT_PATH_UNSAFE', 'GW_ERR_UNIT_PATH_EPHEMERAL']);
+
 const PRIORITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
 
 interface InstallCliOptions {
@@ -52,12 +55,11 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
     const error = toGatewayError(err, 'GW_ERR_SYSTEMCTL_FAILED');
     io.err(`error ${error.code}: ${error.message}`);
     // A path the unit cannot hold is fixed by moving the file, not by trying again.
-    result.code =
-      error.code === 'GW_ERR_UNIT_PATH_UNSAFE'
-        ? EXIT.CONFIG
-        : error.code === 'GW_ERR_CLI_USAGE'
-          ? EXIT.USAGE
-          : 1;
+    result.code = UNIT_PATH_CODES.has(error.code)
+      ? EXIT.CONFIG
+      : error.code === 'GW_ERR_CLI_USAGE'
+        ? EXIT.USAGE
+        : 1;
   };
 
   program
@@ -65,7 +67,10 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
     .description('install the systemd user unit (enable it; start it with --now)')
     .option('-c, --config <path>', 'config file the service will use')
     .option('--now', 'start the service right away')
-    .option('--force', 'overwrite a unit file that hermes-gateway did not write')
+    .option(
+      '--force',
+      'overwrite a unit file that hermes-gateway did not write (a unit of ours is refreshed either way; a running one is restarted)',
+    )
     .option('--unit <name>', 'unit name', DEFAULT_UNIT)
     .option(
       '--instance <name>',
@@ -86,7 +91,7 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
           return;
         }
         const config = locateConfig(opts.config, io.env);
-        const path = await installUnit({
+        const installed = await installUnit({
           config,
           unit: opts.unit,
           now: opts.now === true,
@@ -94,15 +99,15 @@ export function registerServiceCommands(program: Command, ctx: CommandContext): 
           ...(opts.socket === undefined ? {} : { socket: opts.socket }),
           env: io.env,
         });
-        io.out(`installed ${path} (config: ${config})`);
+        const what = installed.changed ? 'installed' : 'unchanged';
+        io.out(`${what} ${installed.path} (config: ${config})`);
         if (opts.socket !== undefined) {
           io.out(`installed ${socketUnitName(opts.unit)} (listening on ${opts.socket})`);
         }
-        io.out(
-          opts.now
-            ? `started ${opts.unit}`
-            : `enabled; start it with: systemctl --user start ${opts.unit}`,
-        );
+        if (installed.restarted) io.out(`restarted ${opts.unit} (it was running)`);
+        else if (installed.wasActive) io.out(`${opts.unit} is running`);
+        else if (opts.now) io.out(`started ${opts.unit}`);
+        else io.out(`enabled; start it with: systemctl --user start ${opts.unit}`);
         io.out('to keep it running while you are logged out: loginctl enable-linger "$USER"');
         result.code = EXIT.OK;
       } catch (err) {

@@ -5,6 +5,7 @@ import type { PlatformRegistry } from '../adapters/platform.js';
 import { locateConfig, stateFileSetting } from '../config/load.js';
 import { isGatewayError } from '../errors.js';
 import { statusLine } from '../runner/status-line.js';
+import { DEFAULT_UNIT, inspectServiceUnit, type UnitInspection } from '../systemd/install.js';
 import { defaultStatePath } from '../state/paths.js';
 import { readStateFile } from '../state/read.js';
 import type { StateDocument } from '../state/schema.js';
@@ -23,6 +24,8 @@ export interface StatusOptions {
   json?: boolean | undefined;
   /** hermes-gateway@NAME: its config and its own state directory (docs/scale-out.md). */
   instance?: string | undefined;
+  /** The user unit to compare with what this version would write. */
+  unit?: string | undefined;
 }
 
 export interface StatusReport {
@@ -34,16 +37,17 @@ export interface StatusReport {
   exit_code: number;
   state: StateDocument | null;
   error: string | null;
+  /** The installed user unit against what this version writes (null: could not tell). */
+  unit: UnitInspection | null;
 }
 
-/** Where the state file is: --state, else the config's state_file, else the default. */
 /**
  * Where the state file may be: --state, else the config's `state_file`, else the default.
  * Without STATE_DIRECTORY in our environment (a shell, not the unit) the default has two
  * candidates, because systemd before v256 puts a user unit's StateDirectory= under
  * $XDG_CONFIG_HOME rather than $XDG_STATE_HOME; the freshest file wins.
  */
-function candidateStatePaths(options: StatusOptions, env: NodeJS.ProcessEnv): string[] {
+export function candidateStatePaths(options: StatusOptions, env: NodeJS.ProcessEnv): string[] {
   if (options.state) return [options.state];
   if (options.instance !== undefined) {
     const config = options.config ?? instanceConfigPath('instance', options.instance, env);
@@ -96,6 +100,7 @@ export async function buildStatusReport(
       exit_code: STATUS_EXIT.DOWN,
       state: null,
       error: message,
+      unit: null,
     };
   }
   const alive = isSameProcessAlive(doc.pid, doc.pid_start_time);
@@ -128,6 +133,7 @@ export async function buildStatusReport(
     exit_code: exitCode,
     state: doc,
     error: null,
+    unit: null,
   };
 }
 
@@ -148,12 +154,31 @@ function formatPlatformLines(doc: StateDocument): string[] {
   });
 }
 
+/** The warning for an installed unit this version would write differently, else null. */
+export function staleUnitWarning(unit: UnitInspection | null): string | null {
+  if (unit?.state !== 'stale') return null;
+  const versions =
+    unit.installed_template === unit.template
+      ? `template ${unit.template}, other paths or settings`
+      : `template ${unit.installed_template}, this version writes ${unit.template}`;
+  return `the installed unit ${unit.path} differs from what this version of hermes-gateway writes (${versions}); refresh it (a running gateway is restarted): ${unit.refresh}`;
+}
+
+/**
+ * `status`: exit codes are about the gateway's health only; a stale unit is a warning (on
+ * stderr, and `unit` in --json), since the gateway it runs may be perfectly healthy.
+ */
 export async function statusCommand(
   options: StatusOptions,
   registry: PlatformRegistry,
   io: CliIo,
 ): Promise<number> {
   const report = await buildStatusReport(options, registry, io.env);
+  // A template instance's unit (hermes-gateway@NAME) has no config of its own to compare.
+  report.unit =
+    options.instance !== undefined
+      ? null
+      : await inspectServiceUnit(options.unit ?? DEFAULT_UNIT, io.env).catch(() => null);
   if (options.json) {
     io.out(JSON.stringify(report, null, 2));
   } else {
@@ -161,5 +186,7 @@ export async function statusCommand(
     if (report.state) io.out(formatPlatformLines(report.state).join('\n'));
     io.out(`state file: ${report.state_file}`);
   }
+  const warning = staleUnitWarning(report.unit);
+  if (warning) io.err(`warning GW_ERR_UNIT_STALE: ${warning}`);
   return report.exit_code;
 }

@@ -88,7 +88,7 @@ export async function installInstance(
   const unit = instanceUnit(options.kind, options.name);
   const config = instanceConfigPath(options.kind, options.name, options.env);
   // The template has no @CONFIG@: the unit names its config by its instance (%i).
-  const path = await installUnit({
+  const { path } = await installUnit({
     config,
     unit: template.unit,
     template: template.file,

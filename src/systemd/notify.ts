@@ -13,7 +13,7 @@ export interface Notifier {
   stopping(status: string): void;
 }
 
-interface SdNotifyModule {
+export interface SdNotifyModule {
   sendState(state: string): void;
 }
 
@@ -41,6 +41,23 @@ export function watchdogPingMs(env: NodeJS.ProcessEnv, pid = process.pid): numbe
 }
 
 /**
+ * Loads the native `sd-notify` addon; throws GW_ERR_NOTIFY_UNAVAILABLE naming the fix. It is
+ * an optional dependency: without libsystemd-dev its build fails and npm installs the gateway
+ * without it (a global install drops the folder, so `npm rebuild` alone cannot bring it back).
+ */
+export function loadSdNotify(moduleName = 'sd-notify', context = ''): SdNotifyModule {
+  try {
+    return createRequire(import.meta.url)(moduleName) as SdNotifyModule;
+  } catch (err) {
+    throw new GatewayError(
+      'GW_ERR_NOTIFY_UNAVAILABLE',
+      `${context}the native module ${moduleName} cannot be loaded; install libsystemd-dev (apt-get install libsystemd-dev), then install hermes-gateway again the way you did (npm install -g ./hermes-gateway-<version>.tgz; in a clone: npm rebuild ${moduleName}), or run the unit without notifications (a drop-in with Type=simple, NotifyAccess=none, WatchdogSec=0)`,
+      { cause: err },
+    );
+  }
+}
+
+/**
  * Returns a notifier for this process. Without NOTIFY_SOCKET it is a no-op. With it, the
  * native `sd-notify` module must load: a unit of `Type=notify` whose gateway cannot send
  * READY=1 would hang in `activating` until systemd kills it, so we refuse to start instead
@@ -51,16 +68,7 @@ export function loadNotifier(
   moduleName = 'sd-notify',
 ): Notifier {
   if (!env.NOTIFY_SOCKET) return noop;
-  let native: SdNotifyModule;
-  try {
-    native = createRequire(import.meta.url)(moduleName) as SdNotifyModule;
-  } catch (err) {
-    throw new GatewayError(
-      'GW_ERR_NOTIFY_UNAVAILABLE',
-      `NOTIFY_SOCKET is set but the native module ${moduleName} cannot be loaded; install libsystemd-dev and run "npm rebuild ${moduleName}", or use Type=simple`,
-      { cause: err },
-    );
-  }
+  const native = loadSdNotify(moduleName, 'NOTIFY_SOCKET is set but ');
   const send = (state: string): void => native.sendState(state);
   return {
     enabled: true,

@@ -10,6 +10,10 @@ registerErrorCodes({
   GW_ERR_UNIT_FOREIGN: { kind: 'config', retryable: false },
   /** `install`: a path for ExecStart= with a newline or control character (exit 78). */
   GW_ERR_UNIT_PATH_UNSAFE: { kind: 'config', retryable: false },
+  /** `install` runs from npx's cache, which npm may clean: a unit cannot point there (exit 78). */
+  GW_ERR_UNIT_PATH_EPHEMERAL: { kind: 'config', retryable: false },
+  /** `status`, `doctor`: the installed unit differs from what this version writes (a warning). */
+  GW_ERR_UNIT_STALE: { kind: 'config', retryable: false },
 });
 
 export interface CommandResult {

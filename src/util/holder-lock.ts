@@ -71,6 +71,14 @@ export class HolderLock {
     }
   }
 
+  /**
+   * Who holds the lock named by `key`, or null when nobody does. Only asks: never takes the
+   * lock, so a gateway starting at the same moment is not refused because someone looked.
+   */
+  static holder(key: string): Promise<LockHolder | null> {
+    return askHolder(abstractName(key));
+  }
+
   /** Releases the lock. Idempotent. */
   async release(): Promise<void> {
     if (!this.server.listening) return;

@@ -1,0 +1,92 @@
+/**
+ * The npm package (issue 14): `npm pack` on a copy of the project builds dist/src in its
+ * `prepack` and ships what the product needs at run time (built code, the systemd unit, README,
+ * docs, LICENSE), and nothing else: no tests, benches, TypeScript sources or source maps.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { packProject, REPO, type Packed } from '../support/package.js';
+import { scratchRoot } from '../support/spawn-gateway.js';
+
+/** Bounds on the package, with room for growth: a test or bench slipping in breaks them. */
+const MAX_TARBALL_BYTES = 400_000;
+const MAX_UNPACKED_BYTES = 1_500_000;
+
+const root = await scratchRoot('hgw-pack-');
+let packed: Packed;
+
+/** Every .ts file under `dir` (recursively), relative to the project. */
+function sources(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((name) => name.endsWith('.ts'))
+    .map((name) => relative(REPO, join(dir, name)));
+}
+
+await test(
+  'npm pack builds the package from the sources (prepack)',
+  { timeout: 180_000 },
+  async () => {
+    packed = await packProject(root);
+    assert.match(packed.filename, /^hermes-gateway-\d+\.\d+\.\d+\.tgz$/);
+  },
+);
+
+await test('it holds what runs, and nothing of the tests, benches or sources', () => {
+  const paths = packed.files.map((f) => f.path);
+  const unwanted = paths.filter(
+    (p) =>
+      /^(dist\/(test|bench)|test|bench|scripts|src|\.ci)\//.test(p) ||
+      /\.(ts|map)$/.test(p) ||
+      p.endsWith('.tsbuildinfo'),
+  );
+  assert.deepEqual(unwanted, []);
+  for (const need of [
+    'package.json',
+    'README.md',
+    'LICENSE',
+    'systemd/hermes-gateway.service',
+    'docs/operations.md',
+    'docs/errors.md',
+    'docs/configuration.md',
+    // What the demo starts: the fake QQ server ships as product code.
+    'dist/src/fakes/qq/server.js',
+  ]) {
+    assert.ok(paths.includes(need), `${need} is missing`);
+  }
+  // Every module of src/ is there, built: an import of a file left out fails at run time only.
+  const missing = sources(join(REPO, 'src'))
+    .map((p) => `dist/${p.replace(/\.ts$/, '.js')}`)
+    .filter((p) => !paths.includes(p));
+  assert.deepEqual(missing, []);
+  // And nothing else under dist/src (no stale output of a removed source).
+  const extra = paths
+    .filter((p) => p.startsWith('dist/'))
+    .filter(
+      (p) => !sources(join(REPO, 'src')).includes(p.replace(/^dist\//, '').replace(/\.js$/, '.ts')),
+    );
+  assert.deepEqual(extra, []);
+});
+
+await test('the bin is in it, executable, with a node shebang', () => {
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    bin: Record<string, string>;
+    license: string;
+  };
+  assert.deepEqual(Object.keys(pkg.bin), ['hermes-gateway']);
+  const bin = packed.files.find((f) => f.path === pkg.bin['hermes-gateway']);
+  assert.ok(bin, 'the bin is packed');
+  assert.equal(bin.mode & 0o111, 0o111, `mode ${bin.mode.toString(8)}`);
+  const text = readFileSync(join(packed.copy, bin.path), 'utf8');
+  assert.ok(text.startsWith('#!/usr/bin/env node\n'), text.slice(0, 40));
+  // The license file says what package.json says.
+  assert.equal(pkg.license, 'MIT');
+  assert.match(readFileSync(join(REPO, 'LICENSE'), 'utf8'), /^MIT License\n/);
+});
+
+await test(`it stays small: under ${MAX_TARBALL_BYTES} B packed, ${MAX_UNPACKED_BYTES} B unpacked`, () => {
+  assert.ok(packed.size < MAX_TARBALL_BYTES, `${packed.size} B`);
+  assert.ok(packed.unpackedSize < MAX_UNPACKED_BYTES, `${packed.unpackedSize} B`);
+  assert.equal(packed.entryCount, packed.files.length);
+});
