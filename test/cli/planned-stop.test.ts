@@ -124,13 +124,15 @@ await test('SIGTERM with events in flight: exit 0, nothing lost, the next proces
     await waitFor(() => repliesTo('early') === 1, 'the first answer', 10_000);
     // The first send after this hangs: its reply is in flight (written, not delivered) at the stop.
     fake.fault('sendMessage', { kind: 'hang' });
+    // Listened for before the messages go in: the hang can come before the handler saw them all.
+    const hung = fake.waitFor('hang', 10_000);
     fake.message('send-cut', { chat: chat(2) });
     fake.message('fast a', { chat: chat(3) });
     fake.message('fast b', { chat: chat(4) });
     fake.message('slow c', { chat: chat(5) });
     fake.message('slow d', { chat: chat(6) });
     await waitFor(() => webhook.seen.length === 6, 'the handler asked for all five', 10_000);
-    await fake.waitFor('hang', 10_000);
+    await hung;
 
     first.signal('SIGTERM');
     const exit = await first.waitForExit(20_000);
