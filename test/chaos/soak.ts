@@ -5,6 +5,7 @@
  * checked as the run goes; `runSoak` resolves with the summary (violations included) and
  * leaves nothing behind: the gateway is killed, the fake closed, every timer cleared.
  */
+import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -86,7 +87,12 @@ export const GATEWAY_TIMINGS = {
 const TOKEN_TTL_SEC = 20;
 const TOKEN_RENEW_WINDOW_SEC = 10;
 
-const APP_ID = '102077777';
+/**
+ * The bot's app id, new per run: the credential lock is machine-wide, so two soaks at once
+ * (a test and a manual run) must not claim one credential. Not drawn from the seed: it
+ * changes nothing the gateway does.
+ */
+const APP_ID = String(randomInt(100_000_000, 1_000_000_000));
 const CLIENT_SECRET = 'chaos-secret-5f1d2c3b4a';
 const USERS = [
   'C4A05B6E2D1F47A8B9C0D1E2F3A4B5C6',

@@ -3,6 +3,7 @@
  * run the whole protocol with tiny intervals; the defaults mirror the live platform where the
  * docs say it (/work/shared/spec/discord-gateway.md).
  */
+import { randomBytes, randomInt } from 'node:crypto';
 
 export interface FakeSessionStartLimit {
   total: number;
@@ -81,11 +82,24 @@ export const DEFAULTS: FakeDiscordSettings = {
   channels: {},
 };
 
+/**
+ * A bot of its own per fake unless the test names one: the gateway's credential lock is
+ * machine-wide (one bot token, one gateway), so fakes of test files that run side by side
+ * must not hand out the same bot.
+ */
+function uniqueBot(): { token: string; id: string } {
+  const id = `1${randomInt(10 ** 9, 10 ** 10 - 1)}${randomInt(10 ** 7, 10 ** 8 - 1)}`;
+  const tail = randomBytes(16).toString('hex');
+  return { id, token: `${Buffer.from(id).toString('base64url')}.GfAkEt.fake-discord-${tail}` };
+}
+
 export function resolveSettings(options: FakeDiscordOptions): FakeDiscordSettings {
+  const own = options.token === undefined && options.bot?.id === undefined ? uniqueBot() : null;
   return {
     ...DEFAULTS,
+    ...(own === null ? {} : { token: own.token }),
     ...options,
-    bot: { ...DEFAULTS.bot, ...options.bot },
+    bot: { ...DEFAULTS.bot, ...(own === null ? {} : { id: own.id }), ...options.bot },
     sessionStartLimit: { ...DEFAULTS.sessionStartLimit, ...options.sessionStartLimit },
     commandLimit: { ...DEFAULTS.commandLimit, ...options.commandLimit },
     bucketLimit: { ...DEFAULTS.bucketLimit, ...options.bucketLimit },
