@@ -2,7 +2,10 @@
  * The delivery store (DESIGN §11, docs/delivery.md): one SQLite database in WAL mode next to
  * the state file, holding what a restart needs to lose nothing and answer nothing twice:
  *
- * - `answered`: ids of events handled, kept `remember_ms` and at most `max_entries`;
+ * - `answered_groups`: ids of events handled, one row per group commit holding every id it
+ *   answered (an event costs an append in memory, not an indexed row: the set is read from
+ *   disk only at open); a group is kept while any of its ids is within `remember_ms` and
+ *   within the newest `max_entries`, and deleted whole;
  * - `outbox`: the replies of an event, written before their first send attempt and deleted
  *   when the event is answered (what is left at start was in flight at a crash);
  * - `resume_points`: per instance, the platform session and the handled watermark.
@@ -61,21 +64,28 @@ export interface PendingReply {
 export type StoreHealth = 'ok' | 'failed';
 
 type Op =
-  | { kind: 'answered'; eventId: string; at: number; outbox: boolean }
-  | { kind: 'intent'; reply: PendingReply; at: number };
+  { kind: 'dropOutbox'; eventId: string } | { kind: 'intent'; reply: PendingReply; at: number };
+
+/** One `answered_groups` row as kept in memory: enough to decide its pruning. */
+interface Group {
+  id: number;
+  /** Commit time: every id in the group was answered at or before it. */
+  at: number;
+  /** How many ids it holds. */
+  n: number;
+}
 
 interface Statements {
-  answer: BetterSqlite3.Statement;
+  answerGroup: BetterSqlite3.Statement;
   dropOutbox: BetterSqlite3.Statement;
   intent: BetterSqlite3.Statement;
   resume: BetterSqlite3.Statement;
-  pruneAge: BetterSqlite3.Statement;
-  pruneCount: BetterSqlite3.Statement;
+  pruneGroups: BetterSqlite3.Statement;
 }
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS answered (event_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS answered_at ON answered (at);
+CREATE TABLE IF NOT EXISTS answered_groups (
+  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, n INTEGER NOT NULL, ids TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
   event_id TEXT NOT NULL, ordinal INTEGER NOT NULL, instance TEXT NOT NULL,
   chat_type TEXT NOT NULL, chat_id TEXT NOT NULL, reply TEXT NOT NULL, text TEXT NOT NULL,
@@ -87,6 +97,32 @@ CREATE TABLE IF NOT EXISTS resume_points (
 /** The store's file for a state file: `gateway_state.json` → `gateway_state.delivery.db`. */
 export function deliveryStorePath(statePath: string): string {
   return `${statePath.replace(/\.json$/, '')}.delivery.db`;
+}
+
+/**
+ * A database written before `answered_groups` has one `answered` row per id: they become one
+ * group (its time the newest row's, so no id is remembered shorter) and the table goes, in
+ * one transaction, so no answered id is lost by the upgrade.
+ */
+function migrateAnsweredRows(db: BetterSqlite3.Database): void {
+  const old = db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'answered'")
+    .get();
+  if (old === undefined) return;
+  db.transaction(() => {
+    const rows = db.prepare('SELECT event_id, at FROM answered ORDER BY at ASC').all() as Array<{
+      event_id: string;
+      at: number;
+    }>;
+    if (rows.length > 0) {
+      db.prepare('INSERT INTO answered_groups (at, n, ids) VALUES (?, ?, ?)').run(
+        rows[rows.length - 1]!.at,
+        rows.length,
+        JSON.stringify(rows.map((r) => r.event_id)),
+      );
+    }
+    db.exec('DROP TABLE answered');
+  })();
 }
 
 export class DeliveryStore {
@@ -108,10 +144,12 @@ export class DeliveryStore {
     string,
     { session: Record<string, unknown>; position: number | null }
   >();
-  /**
-   * At least the number of `answered` rows (inserts are counted, replacements too): the count
-   * bound (`max_entries`) is enforced only when this passes it, not by a scan every second.
-   */
+  /** Ids answered since the last commit, in order: the next `answered_groups` row. */
+  private answeredBatch: string[] = [];
+  /** The `answered_groups` rows on disk, oldest first from `groupsHead`. */
+  private groups: Group[] = [];
+  private groupsHead = 0;
+  /** Ids held by the groups on disk (an id answered twice counts twice). */
   private rows = 0;
   private waiters: Array<{ resolve: () => void; reject: (e: GatewayError) => void }> = [];
   private scheduled = false;
@@ -130,7 +168,7 @@ export class DeliveryStore {
     this.onFailure = options.onFailure ?? (() => undefined);
     this.answeredIds = new RecentMap(options.maxEntries);
     this.st = {
-      answer: db.prepare('INSERT OR REPLACE INTO answered (event_id, at) VALUES (?, ?)'),
+      answerGroup: db.prepare('INSERT INTO answered_groups (at, n, ids) VALUES (?, ?, ?)'),
       dropOutbox: db.prepare('DELETE FROM outbox WHERE event_id = ?'),
       intent: db.prepare(
         'INSERT OR REPLACE INTO outbox (event_id, ordinal, instance, chat_type, chat_id, reply, text, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -138,18 +176,21 @@ export class DeliveryStore {
       resume: db.prepare(
         'INSERT OR REPLACE INTO resume_points (instance, session, position, at) VALUES (?, ?, ?, ?)',
       ),
-      pruneAge: db.prepare('DELETE FROM answered WHERE at < ?'),
-      pruneCount: db.prepare(
-        'DELETE FROM answered WHERE event_id IN (SELECT event_id FROM answered ORDER BY at DESC LIMIT -1 OFFSET ?)',
-      ),
+      pruneGroups: db.prepare('DELETE FROM answered_groups WHERE id <= ?'),
     };
     const now = this.now();
     const cutoff = now - this.rememberMs;
-    const rows = db
-      .prepare('SELECT event_id, at FROM answered WHERE at >= ? ORDER BY at ASC')
-      .all(cutoff) as Array<{ event_id: string; at: number }>;
-    for (const row of rows) this.answeredIds.set(row.event_id, row.at);
-    this.rows = (db.prepare('SELECT count(*) AS n FROM answered').get() as { n: number }).n;
+    const groups = db
+      .prepare('SELECT id, at, n, ids FROM answered_groups ORDER BY id ASC')
+      .all() as Array<Group & { ids: string }>;
+    for (const g of groups) {
+      this.groups.push({ id: g.id, at: g.at, n: g.n });
+      this.rows += g.n;
+      // Expired groups stay on disk until the first prune; they answer nothing.
+      if (g.at < cutoff) continue;
+      // Each id takes its group's commit time: remembered a little longer, never shorter.
+      for (const id of JSON.parse(g.ids) as string[]) this.answeredIds.set(id, g.at);
+    }
     const points = db
       .prepare('SELECT instance, session, position, at FROM resume_points')
       .all() as Array<{
@@ -207,6 +248,7 @@ export class DeliveryStore {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
       db.exec(SCHEMA);
+      migrateAnsweredRows(db);
       // The WAL and shared-memory files exist now; they hold the same data as the database.
       for (const suffix of ['-wal', '-shm']) chmodSync(options.path + suffix, 0o600);
       return new DeliveryStore(options, db);
@@ -263,10 +305,9 @@ export class DeliveryStore {
    * replays).
    */
   markAnswered(eventId: string, outbox = true): void {
-    const at = this.now();
-    this.answeredIds.set(eventId, at);
-    this.ops.push({ kind: 'answered', eventId, at, outbox });
-    this.rows += 1;
+    this.answeredIds.set(eventId, this.now());
+    this.answeredBatch.push(eventId);
+    if (outbox) this.ops.push({ kind: 'dropOutbox', eventId });
     this.schedule();
   }
 
@@ -282,7 +323,12 @@ export class DeliveryStore {
 
   /** Resolves once everything queued so far is committed. */
   flush(): Promise<void> {
-    if (this.ops.length === 0 && this.resumeWrites.size === 0 && this.waiters.length === 0) {
+    if (
+      this.ops.length === 0 &&
+      this.answeredBatch.length === 0 &&
+      this.resumeWrites.size === 0 &&
+      this.waiters.length === 0
+    ) {
       return this.failure === null ? Promise.resolve() : Promise.reject(this.failure);
     }
     return this.committed();
@@ -320,9 +366,11 @@ export class DeliveryStore {
   /** One transaction with everything queued; settles the waiters. */
   private commit(): void {
     const ops = this.ops;
+    const answered = this.answeredBatch;
     const resumeWrites = this.resumeWrites;
     const waiters = this.waiters;
     this.ops = [];
+    this.answeredBatch = [];
     this.resumeWrites = new Map();
     this.waiters = [];
     if (this.failure !== null || this.closed) {
@@ -330,17 +378,18 @@ export class DeliveryStore {
       for (const w of waiters) w.reject(error);
       return;
     }
-    if (ops.length === 0 && resumeWrites.size === 0) {
+    if (ops.length === 0 && answered.length === 0 && resumeWrites.size === 0) {
       for (const w of waiters) w.resolve();
       return;
     }
     const now = this.now();
+    let group: Group | null = null;
+    let pruneTo: { index: number; rows: number } | null = null;
     try {
-      this.db.transaction(() => {
+      [group, pruneTo] = this.db.transaction(() => {
         for (const op of ops) {
-          if (op.kind === 'answered') {
-            this.st.answer.run(op.eventId, op.at);
-            if (op.outbox) this.st.dropOutbox.run(op.eventId);
+          if (op.kind === 'dropOutbox') {
+            this.st.dropOutbox.run(op.eventId);
           } else {
             const r = op.reply;
             this.st.intent.run(
@@ -358,14 +407,17 @@ export class DeliveryStore {
         for (const [instance, point] of resumeWrites) {
           this.st.resume.run(instance, JSON.stringify(point.session), point.position, now);
         }
+        let added: Group | null = null;
+        if (answered.length > 0) {
+          const info = this.st.answerGroup.run(now, answered.length, JSON.stringify(answered));
+          added = { id: Number(info.lastInsertRowid), at: now, n: answered.length };
+        }
+        let pruned: { index: number; rows: number } | null = null;
         if (now - this.lastPruneMs >= PRUNE_INTERVAL_MS) {
           this.lastPruneMs = now;
-          this.rows -= this.st.pruneAge.run(now - this.rememberMs).changes;
-          if (this.rows > this.maxEntries) {
-            this.st.pruneCount.run(this.maxEntries);
-            this.rows = this.maxEntries;
-          }
+          pruned = this.prune(now, added?.n ?? 0);
         }
+        return [added, pruned] as const;
       })();
       this.commits += 1;
     } catch (err) {
@@ -380,7 +432,42 @@ export class DeliveryStore {
       this.onFailure(this.failure);
       return;
     }
+    // The in-memory copy of the groups follows only what was committed.
+    if (pruneTo !== null) {
+      this.groupsHead = pruneTo.index;
+      this.rows = pruneTo.rows;
+      if (this.groupsHead > 1024 && this.groupsHead * 2 > this.groups.length) {
+        this.groups = this.groups.slice(this.groupsHead);
+        this.groupsHead = 0;
+      }
+    }
+    if (group !== null) {
+      this.groups.push(group);
+      this.rows += group.n;
+    }
     for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * Deletes the oldest groups that no longer hold anything to remember (inside the commit's
+   * transaction): those whose commit time is past `remember_ms`, and those wholly beyond the
+   * newest `max_entries` ids. A group straddling the count bound is kept: at open the
+   * in-memory set keeps the newest `max_entries` of what is read, so the disk holds at most
+   * `max_entries` plus one group. Returns where the groups now start, or null when none went.
+   */
+  private prune(now: number, added: number): { index: number; rows: number } | null {
+    const cutoff = now - this.rememberMs;
+    let index = this.groupsHead;
+    let rows = this.rows + added;
+    while (index < this.groups.length) {
+      const g = this.groups[index]!;
+      if (g.at >= cutoff && rows - g.n < this.maxEntries) break;
+      rows -= g.n;
+      index += 1;
+    }
+    if (index === this.groupsHead) return null;
+    this.st.pruneGroups.run(this.groups[index - 1]!.id);
+    return { index, rows };
   }
 
   private closedError(): GatewayError {

@@ -34,6 +34,21 @@ function open(
   });
 }
 
+/** The `answered_groups` rows on disk (read by a second connection, as after a crash). */
+function groupRows(path: string): Array<{ at: number; ids: string[] }> {
+  const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+  const db = new Database(path, { readonly: true });
+  try {
+    const rows = db.prepare('SELECT at, ids FROM answered_groups ORDER BY id').all() as Array<{
+      at: number;
+      ids: string;
+    }>;
+    return rows.map((r) => ({ at: r.at, ids: JSON.parse(r.ids) as string[] }));
+  } finally {
+    db.close();
+  }
+}
+
 function reply(eventId: string, ordinal: number, text: string): PendingReply {
   return {
     eventId,
@@ -124,6 +139,117 @@ await test('delivery store', async (t) => {
       [false, true, true, true],
     );
     reopened.close();
+  });
+
+  await t.test(
+    'answered ids are one row per group commit; a restart after many commits drops every one',
+    async () => {
+      const path = await freshPath();
+      const store = open(path, { maxEntries: 10_000 });
+      for (let c = 0; c < 50; c++) {
+        for (let i = 0; i < 20; i++) store.markAnswered(`qqbot:c${c}-${i}`, false);
+        await store.flush();
+      }
+      // No close(): what a SIGKILL leaves behind.
+      assert.equal(groupRows(path).length, 50);
+      const reopened = open(path, { maxEntries: 10_000 });
+      for (let c = 0; c < 50; c++) {
+        for (let i = 0; i < 20; i++) {
+          assert.equal(reopened.isAnswered(`qqbot:c${c}-${i}`), true, `qqbot:c${c}-${i}`);
+        }
+      }
+      assert.equal(reopened.isAnswered('qqbot:never'), false);
+      reopened.close();
+      store.close();
+    },
+  );
+
+  await t.test('expiry deletes whole groups once all their ids are past remember_ms', async () => {
+    const path = await freshPath();
+    let now = 1_000_000;
+    const store = open(path, { now: () => now, rememberMs: 10_000 });
+    store.markAnswered('old1');
+    store.markAnswered('old2');
+    await store.flush();
+    now += 6_000;
+    store.markAnswered('young');
+    await store.flush();
+    assert.equal(groupRows(path).length, 2);
+    now += 4_001; // the first group is past remember_ms, the second is not
+    store.markAnswered('later');
+    await store.flush();
+    assert.deepEqual(
+      groupRows(path).map((g) => g.ids),
+      [['young'], ['later']],
+    );
+    store.close();
+    const reopened = open(path, { now: () => now, rememberMs: 10_000 });
+    assert.deepEqual(
+      ['old1', 'old2', 'young', 'later'].map((id) => reopened.isAnswered(id)),
+      [false, false, true, true],
+    );
+    reopened.close();
+  });
+
+  await t.test(
+    'max_entries: groups wholly beyond the newest ids go, the one straddling the bound stays',
+    async () => {
+      const path = await freshPath();
+      let now = 1_000_000;
+      const store = open(path, { now: () => now, maxEntries: 5 });
+      for (const group of [
+        ['a', 'b', 'c'],
+        ['d', 'e', 'f'],
+        ['g', 'h'],
+      ]) {
+        for (const id of group) store.markAnswered(id);
+        await store.flush();
+        now += 1_000; // one prune per commit
+      }
+      // The newest 5 are d..h: [a b c] holds none of them, [d e f] holds two.
+      assert.deepEqual(
+        groupRows(path).map((g) => g.ids),
+        [
+          ['d', 'e', 'f'],
+          ['g', 'h'],
+        ],
+      );
+      store.close();
+      const reopened = open(path, { now: () => now, maxEntries: 5 });
+      assert.deepEqual(
+        ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((id) => reopened.isAnswered(id)),
+        [false, false, false, true, true, true, true, true],
+      );
+      reopened.close();
+      const smaller = open(path, { now: () => now, maxEntries: 4 });
+      assert.deepEqual(
+        ['d', 'e', 'f', 'g', 'h'].map((id) => smaller.isAnswered(id)),
+        [false, true, true, true, true],
+      );
+      smaller.close();
+    },
+  );
+
+  await t.test('a database with the old one-row-per-id table keeps every answered id', async () => {
+    const path = await freshPath();
+    const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+    const old = new Database(path);
+    old.exec(
+      'CREATE TABLE answered (event_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID',
+    );
+    const insert = old.prepare('INSERT INTO answered (event_id, at) VALUES (?, ?)');
+    insert.run('qqbot:m2', 1_000_200);
+    insert.run('qqbot:m1', 1_000_100);
+    old.close();
+    const store = open(path, { now: () => 1_005_000 });
+    assert.equal(store.isAnswered('qqbot:m1'), true);
+    assert.equal(store.isAnswered('qqbot:m2'), true);
+    assert.equal(store.isAnswered('qqbot:m3'), false);
+    store.close();
+    assert.deepEqual(
+      groupRows(path).map((g) => g.ids),
+      [['qqbot:m1', 'qqbot:m2']],
+    );
   });
 
   await t.test('group commit: many writes in one turn are one transaction', async () => {
