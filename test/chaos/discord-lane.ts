@@ -15,9 +15,9 @@
  *   loses them, not the gateway; counted);
  * - order: within one process, the replies in a channel are created in the order of the
  *   messages they answer;
- * - state truth: a zombie (ACKs stopped, or the link half-open) leaves `connected` (state
- *   file or its transition log line) within 1.5 × the heartbeat interval + 50 ms, machine
- *   stalls credited (the QQ bound, DESIGN §9);
+ * - state truth: a zombie (ACKs stopped, or the link half-open, right after an ACK: the worst
+ *   case) leaves `connected` (state file or its transition log line) within 1.5 × the
+ *   heartbeat interval + 50 ms, machine stalls credited (the QQ bound, DESIGN §9);
  * - recovery: connected again once the faults stop (checked by the soak's quiet loop);
  * - process: no Discord fatal code is ever logged (every fault drawn here is retryable).
  */
@@ -129,6 +129,8 @@ export class DiscordLane {
   private readonly lastAnswered = new Map<string, number>();
   private seenSent = 0;
   private stopAcksOn = false;
+  /** A zombie fault waits for the next heartbeat (right after its ACK: the worst case). */
+  private zombieArmed = false;
 
   private constructor(
     readonly fake: FakeDiscordServer,
@@ -290,12 +292,26 @@ export class DiscordLane {
       if (w.seen || at < w.at) continue;
       w.seen = true;
       this.detections.push(at - w.at);
+      this.judge(w, at);
     }
     // The zombie is seen: the next connection gets its ACKs again.
     if (this.stopAcksOn && this.watches.every((w) => w.seen)) {
       this.stopAcksOn = false;
       this.fake.stopAcks(false);
     }
+  }
+
+  /** A violation when `w` is still (or was) connected past its bound at `at`; whether it was. */
+  private judge(w: ZombieWatch, at: number): boolean {
+    const credit = this.stall() - w.stall0;
+    if (at - w.at <= this.zombieBoundMs + credit) return false;
+    this.violations.add(
+      'state-truth',
+      `discord connected ${at - w.at} ms after ${w.kind === 'dc_stop_acks' ? 'its ACKs stopped' : 'its link went half-open'} (bound ${this.zombieBoundMs} ms + ${Math.round(credit)} ms of machine stall; pid ${w.pid})`,
+      this.runTime(at),
+    );
+    w.seen = true;
+    return true;
   }
 
   /** The zombie bound of DESIGN §9, as the QQ instance's: 1.5 × the interval + 50 ms. */
@@ -306,7 +322,6 @@ export class DiscordLane {
   /** Periodic check: a zombie must have been noticed within its bound. */
   tick(now: number): void {
     this.poll();
-    const bound = this.zombieBoundMs;
     for (let i = this.watches.length - 1; i >= 0; i--) {
       const w = this.watches[i]!;
       if (w.seen) continue;
@@ -315,15 +330,7 @@ export class DiscordLane {
         this.watches.splice(i, 1);
         continue;
       }
-      const credit = this.stall() - w.stall0;
-      if (now - w.at > bound + credit) {
-        this.violations.add(
-          'state-truth',
-          `discord still connected ${now - w.at} ms after ${w.kind === 'dc_stop_acks' ? 'its ACKs stopped' : 'its link went half-open'} (bound ${bound} ms + ${Math.round(credit)} ms of machine stall; pid ${w.pid})`,
-          this.runTime(now),
-        );
-        this.watches.splice(i, 1);
-      }
+      if (this.judge(w, now)) this.watches.splice(i, 1);
     }
     if (this.stopAcksOn && this.watches.every((w) => w.seen)) {
       this.stopAcksOn = false;
@@ -336,6 +343,40 @@ export class DiscordLane {
     if (how !== 'kill9' && how !== 'fatal' && how !== 'unexpected') return;
     this.poll();
     for (const m of this.messages.values()) if (m.replies.length === 0) m.inCrash = true;
+  }
+
+  /**
+   * The worst case of DESIGN §9: the link dies right after an ACK. The fault waits for the
+   * next heartbeat; `until` resolves in a microtask after the fake's heartbeat handler, which
+   * has sent the ACK by then.
+   */
+  private armZombie(kind: 'dc_stop_acks' | 'dc_half_open'): void {
+    const fake = this.fake;
+    const beats = fake.records.heartbeats.length;
+    this.zombieArmed = true;
+    fake
+      .until(() => fake.records.heartbeats.length > beats, 'a heartbeat', this.heartbeatMs * 3)
+      .then(
+        () => {
+          this.zombieArmed = false;
+          if (fake.liveSessions() === 0) return;
+          this.watches.push({
+            kind,
+            at: Date.now(),
+            pid: this.livePid(),
+            stall0: this.stall(),
+            seen: false,
+          });
+          if (kind === 'dc_half_open') fake.goHalfOpen();
+          else {
+            this.stopAcksOn = true;
+            fake.stopAcks(true);
+          }
+        },
+        () => {
+          this.zombieArmed = false; // no heartbeat came (the link went down meanwhile)
+        },
+      );
   }
 
   /** Injects a Discord fault; null when done, else why it was skipped. */
@@ -355,19 +396,10 @@ export class DiscordLane {
       case 'dc_half_open': {
         // One zombie at a time, on a connection that is up.
         if (!live) return 'no live session';
-        if (this.watches.some((w) => !w.seen)) return 'a zombie is being watched';
-        this.watches.push({
-          kind: fault.kind,
-          at: Date.now(),
-          pid: this.livePid(),
-          stall0: this.stall(),
-          seen: false,
-        });
-        if (fault.kind === 'dc_half_open') fake.goHalfOpen();
-        else {
-          this.stopAcksOn = true;
-          fake.stopAcks(true);
+        if (this.zombieArmed || this.watches.some((w) => !w.seen)) {
+          return 'a zombie is being watched';
         }
+        this.armZombie(fault.kind);
         return null;
       }
       case 'dc_op_reconnect':

@@ -84,6 +84,13 @@ export const GATEWAY_TIMINGS = {
   stateHeartbeatMs: 1_000,
 } as const;
 
+/**
+ * The Discord fake's heartbeat interval, as a multiple of QQ's: long enough that a zombie
+ * verdict late by a fraction of the interval stands out from the machine's stalls (at 200 ms,
+ * 0.4 × the interval is 80 ms: within the stall credit a loaded machine earns).
+ */
+const DC_HEARTBEAT_FACTOR = 2.5;
+
 /** The fake's token lifetime: the background refresh runs a few times per run. */
 const TOKEN_TTL_SEC = 20;
 const TOKEN_RENEW_WINDOW_SEC = 10;
@@ -345,7 +352,7 @@ class Soak {
       () => this.livePid,
     );
     this.dc = await DiscordLane.start(
-      options.heartbeatMs,
+      Math.round(options.heartbeatMs * DC_HEARTBEAT_FACTOR),
       this.violations,
       (epochMs) => epochMs - this.t0,
       () => this.stall.read(),
