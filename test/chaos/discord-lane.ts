@@ -21,6 +21,7 @@
  * - recovery: connected again once the faults stop (checked by the soak's quiet loop);
  * - process: no Discord fatal code is ever logged (every fault drawn here is retryable).
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import type { StateDocument } from '../../src/state/schema.js';
 import {
   FakeDiscordServer,
@@ -148,7 +149,14 @@ export class DiscordLane {
     livePid: () => number | null,
   ): Promise<DiscordLane> {
     const t = DC_TIMINGS;
+    // A bot of its own per run: the credential lock is machine-wide (keyed by the bot id), so
+    // the fake's default bot would collide with any other gateway on the machine using it
+    // (another test's), and the restarted gateway would exit 78 with GW_ERR_CREDENTIAL_IN_USE.
+    const botId = `1${String(process.pid).padStart(8, '0')}${randomInt(1e8).toString().padStart(8, '0')}`;
     const fake = await FakeDiscordServer.start({
+      token: `${Buffer.from(botId).toString('base64url')}.GfAkEt.chaos-${randomBytes(16).toString('hex')}`,
+      bot: { id: botId, username: 'hermes-chaos-bot' },
+      applicationId: botId,
       heartbeatIntervalMs: heartbeatMs,
       // The fake drops a client that stops heartbeating; generous, so that a machine stall
       // (the soak measures them) is not taken for a client that forgot to beat.
