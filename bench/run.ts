@@ -15,6 +15,7 @@ import { runLatency } from './sections/latency.js';
 import { runRecovery } from './sections/recovery.js';
 import { runScaleOut } from './sections/scale-out.js';
 import { runStateWrites } from './sections/state-writes.js';
+import { runDiscord } from './sections/discord.js';
 import { runTelegram } from './sections/telegram.js';
 import { CLIENTS, runThroughput } from './sections/throughput.js';
 
@@ -26,6 +27,7 @@ const SECTIONS = [
   'state',
   'telegram',
   'scale-out',
+  'discord',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -56,6 +58,9 @@ const HELP = `usage: npm run bench [-- options]
  7 scale-out    --scale-workers LIST (1,2,4)   --scale-events N (5000; quick 1000)
                 --scale-rate N (200)   --scale-seconds N (10; quick 3)
                 --scale-repeats N (3; quick 1): needs nats-server (docs/scale-out.md)
+ 8 discord      --dc-events N (100000; quick 10000)   --dc-repeats N (3; quick 1)
+                --dc-latency-rates LIST (100,200)   --dc-latency-seconds N (6; quick 3)
+                --dc-zombie-interval-ms N (500)   --dc-zombie-runs N (5; quick 2)
 `;
 
 interface Options {
@@ -96,6 +101,12 @@ interface Options {
   scaleRate: number;
   scaleSeconds: number;
   scaleRepeats: number;
+  dcEvents: number;
+  dcRepeats: number;
+  dcLatencyRates: number[];
+  dcLatencySeconds: number;
+  dcZombieIntervalMs: number;
+  dcZombieRuns: number;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -141,6 +152,12 @@ function parseOptions(argv: string[]): Options | null {
       'tg-timeout-s': str,
       'tg-slack-ms': str,
       'tg-grammy-window-ms': str,
+      'dc-events': str,
+      'dc-repeats': str,
+      'dc-latency-rates': str,
+      'dc-latency-seconds': str,
+      'dc-zombie-interval-ms': str,
+      'dc-zombie-runs': str,
     },
   });
   if (values.help) return null;
@@ -204,6 +221,12 @@ function parseOptions(argv: string[]): Options | null {
     scaleRate: num(values['scale-rate'], 200),
     scaleSeconds: num(values['scale-seconds'], 10, 3),
     scaleRepeats: Math.max(1, num(values['scale-repeats'], 3, 1)),
+    dcEvents: Math.max(1, num(values['dc-events'], 100_000, 10_000)),
+    dcRepeats: Math.max(1, num(values['dc-repeats'], 3, 1)),
+    dcLatencyRates: (list(values['dc-latency-rates']) ?? ['100', '200']).map(Number),
+    dcLatencySeconds: Math.max(2, num(values['dc-latency-seconds'], 6, 3)),
+    dcZombieIntervalMs: Math.max(50, num(values['dc-zombie-interval-ms'], 500)),
+    dcZombieRuns: Math.max(1, num(values['dc-zombie-runs'], 5, 2)),
   };
 }
 
@@ -380,6 +403,20 @@ async function main(): Promise<number> {
         rate: o.scaleRate,
         seconds: o.scaleSeconds,
         repeats: o.scaleRepeats,
+        log,
+      }),
+  );
+  await run(
+    'discord',
+    `8 discord (fake gateway + REST): ${o.dcEvents.toLocaleString('en-US')} MESSAGE_CREATE, echo latency, zombie detection`,
+    () =>
+      runDiscord({
+        events: o.dcEvents,
+        repeats: o.dcRepeats,
+        latencyRates: o.dcLatencyRates,
+        latencySeconds: o.dcLatencySeconds,
+        zombieIntervalMs: o.dcZombieIntervalMs,
+        zombieRuns: o.dcZombieRuns,
         log,
       }),
   );

@@ -9,7 +9,7 @@
  * 3. zombie detection: the link goes silent right after an ACK (the worst case), time until the
  *    adapter declares it dead, as a multiple of the heartbeat interval.
  *
- * Run alone: `node dist/bench/sections/discord.js [events] [repeats]`.
+ * Section 8 of `npm run bench` (`--sections discord`, options `--dc-*`, see bench/run.ts).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -23,7 +23,8 @@ import { Secret } from '../../src/config/secret.js';
 import { FakeDiscordServer } from '../../src/fakes/discord/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { ClientProcess } from '../lib/ipc.js';
-import { DIST_BENCH, GATEWAY_CLI, median, quantile } from '../lib/util.js';
+import type { Cell, Row } from '../lib/report.js';
+import { DIST_BENCH, GATEWAY_CLI, errorText, median, quantile } from '../lib/util.js';
 
 export const DISCORD_CLIENTS = [
   { id: 'hermes', label: 'hermes-gateway (discord adapter + runner)', script: 'discord-hermes.js' },
@@ -78,6 +79,7 @@ async function oneRun(
 export async function runDiscordThroughput(
   events: number,
   repeats: number,
+  log: (line: string) => void,
 ): Promise<DiscordThroughput[]> {
   const samples = new Map<string, { rates: number[]; cpu: number[] }>();
   for (let r = 0; r < repeats; r++) {
@@ -87,7 +89,9 @@ export async function runDiscordThroughput(
       entry.rates.push(run.perSecond);
       entry.cpu.push(run.cpuUsPerEvent);
       samples.set(c.id, entry);
-      process.stderr.write(`discord throughput ${c.id} run ${r + 1}: ${run.perSecond}/s\n`);
+      log(
+        `  ${c.label} run ${r + 1}/${repeats}: ${Math.round(run.perSecond).toLocaleString('en-US')} MESSAGE_CREATE/s`,
+      );
     }
   }
   return DISCORD_CLIENTS.map((c) => {
@@ -238,15 +242,118 @@ export async function runDiscordZombie(
   };
 }
 
-async function main(): Promise<void> {
-  const events = Number(process.argv[2] ?? 100_000);
-  const repeats = Number(process.argv[3] ?? 3);
-  const throughput = await runDiscordThroughput(events, repeats);
-  const latency = [await runDiscordLatency(100, 6), await runDiscordLatency(200, 6)];
-  const zombie = await runDiscordZombie(500, 5);
-  process.stdout.write(
-    `${JSON.stringify({ events, repeats, throughput, latency, zombie }, null, 2)}\n`,
-  );
+export interface DiscordBenchOptions {
+  events: number;
+  repeats: number;
+  latencyRates: number[];
+  latencySeconds: number;
+  zombieIntervalMs: number;
+  zombieRuns: number;
+  log: (line: string) => void;
 }
 
-if (process.argv[1]?.endsWith('sections/discord.js')) await main();
+const SECTION = '8 discord';
+const DJS = '@discordjs/ws';
+
+/** Section 8 of `npm run bench`: throughput, echo latency and zombie detection as rows. */
+export async function runDiscord(o: DiscordBenchOptions): Promise<{ rows: Row[]; raw: unknown }> {
+  const rows: Row[] = [];
+  const raw: Record<string, unknown> = {};
+  const failed = (err: unknown): string => `failed: ${errorText(err)}`;
+
+  let throughput: DiscordThroughput[] | string;
+  try {
+    throughput = await runDiscordThroughput(o.events, o.repeats, o.log);
+  } catch (err) {
+    throughput = failed(err);
+  }
+  raw.throughput = throughput;
+  const pick = (id: string, key: 'medianPerSecond' | 'cpuUsPerEvent'): Cell => {
+    if (typeof throughput === 'string') return throughput;
+    const label = DISCORD_CLIENTS.find((c) => c.id === id)!.label;
+    return throughput.find((t) => t.client === label)?.[key] ?? null;
+  };
+  const ratio = (key: 'medianPerSecond' | 'cpuUsPerEvent'): number | null => {
+    const h = pick('hermes', key);
+    const c = pick('ceiling', key);
+    return typeof h === 'number' && typeof c === 'number' && c > 0 ? h / c : null;
+  };
+  rows.push({
+    section: SECTION,
+    metric: 'MESSAGE_CREATE/s on one connection',
+    unit: '/s',
+    hermes: pick('hermes', 'medianPerSecond'),
+    ceiling: pick('ceiling', 'medianPerSecond'),
+    peers: { [DJS]: pick('djs', 'medianPerSecond') },
+    ratio: ratio('medianPerSecond'),
+    ratioOf: 'ceiling',
+    note: `median of ${o.repeats} interleaved run(s) of ${o.events.toLocaleString('en-US')} DM MESSAGE_CREATE dispatches written by the fake as fast as the socket takes them; each client in its own process; hermes = the Discord adapter behind the real Runner, counted at dispatch`,
+  });
+  rows.push({
+    section: SECTION,
+    metric: 'CPU per MESSAGE_CREATE',
+    unit: 'µs',
+    hermes: pick('hermes', 'cpuUsPerEvent'),
+    ceiling: pick('ceiling', 'cpuUsPerEvent'),
+    peers: { [DJS]: pick('djs', 'cpuUsPerEvent') },
+    ratio: ratio('cpuUsPerEvent'),
+    ratioOf: 'ceiling',
+    note: 'user + system CPU of the client process over the run / events, median of the runs',
+  });
+
+  const latency: unknown[] = [];
+  for (const rate of o.latencyRates) {
+    try {
+      const l = await runDiscordLatency(rate, o.latencySeconds);
+      latency.push(l);
+      o.log(`  echo at ${rate}/s: p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms`);
+      for (const [name, value] of [
+        ['p50', l.p50],
+        ['p99', l.p99],
+      ] as const) {
+        rows.push({
+          section: SECTION,
+          metric: `echo latency ${name} at ${rate}/s`,
+          unit: 'ms',
+          hermes: value,
+          ...(name === 'p50' && {
+            note: `${l.count} messages after a 1 s warm-up, DMs over 500 channels; dispatch written by the fake → message created at its REST endpoint; hermes is the real CLI (echo handler, pipeline, nonce sends)`,
+          }),
+        });
+      }
+    } catch (err) {
+      latency.push(failed(err));
+      rows.push({
+        section: SECTION,
+        metric: `echo latency p50 at ${rate}/s`,
+        unit: 'ms',
+        hermes: failed(err),
+      });
+    }
+  }
+  raw.latency = latency;
+
+  try {
+    const z = await runDiscordZombie(o.zombieIntervalMs, o.zombieRuns);
+    raw.zombie = z;
+    o.log(`  zombie detection: ${z.multiples.join(', ')} × the interval`);
+    rows.push({
+      section: SECTION,
+      metric: `zombie detected (interval ${z.intervalMs} ms)`,
+      unit: '× interval',
+      hermes: z.median,
+      target: '≤ 1.5 × interval',
+      pass: z.max <= 1.5,
+      note: `median of ${z.multiples.length} runs, max ${z.max} ×; the link goes silent right after an ACK (the worst case) → the adapter's zombie verdict (terminate, then Resume)`,
+    });
+  } catch (err) {
+    raw.zombie = failed(err);
+    rows.push({
+      section: SECTION,
+      metric: `zombie detected (interval ${o.zombieIntervalMs} ms)`,
+      unit: '× interval',
+      hermes: failed(err),
+    });
+  }
+  return { rows, raw };
+}

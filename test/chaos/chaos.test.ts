@@ -1,6 +1,6 @@
 /**
  * The chaos soak as part of the suite (GitHub issue 6): 45 seconds of faults with a fixed
- * seed against the built gateway (a QQ and a Telegram instance in one process), which must
+ * seed against the built gateway (a QQ, a Telegram and a Discord instance in one process), which must
  * end with zero invariant violations. The soak
  * runs as its own process (dist/test/chaos/main.js), exactly as `scripts/chaos` runs it.
  */
@@ -48,6 +48,18 @@ await test('chaos soak', async (t) => {
       assert.ok(summary.telegram.answered > 30, report);
       assert.equal(summary.telegram.never_answered, 0, report);
       assert.ok(summary.telegram.half_open_detected > 0, report);
+      // The Discord instance beside them: its faults drawn, its users answered exactly once.
+      for (const kind of ['dc_close', 'dc_send_fault', 'dc_resume_refused']) {
+        assert.ok((injected[kind] ?? 0) > 0, `no ${kind} fault was injected:\n${report}`);
+      }
+      assert.ok((injected.dc_stop_acks ?? 0) + (injected.dc_half_open ?? 0) > 0, report);
+      assert.ok(summary.discord !== null, report);
+      assert.ok(summary.discord.answered > 30, report);
+      assert.equal(summary.discord.never_answered, 0, report);
+      assert.equal(summary.discord.answered_twice, 0, report);
+      assert.equal(summary.discord.fake_violations, 0, report);
+      assert.ok(summary.discord.zombies_detected > 0, report);
+      assert.ok(summary.discord.resumes_accepted > 0, report);
     },
   );
 });

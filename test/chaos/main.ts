@@ -110,6 +110,12 @@ function printSummary(s: SoakSummary): void {
       `  telegram: pushed ${t.pushed}, answered ${t.answered} (again after a restart ${t.answered_again_after_restart}), failed with a logged code ${t.failed_with_code}, lost in a crash/fatal ${t.lost_in_crash}, never answered ${t.never_answered}; silent polls detected ${t.half_open_detected} (max ${t.half_open_max_ms ?? '-'} ms); ${t.fake_requests} Bot API requests`,
     );
   }
+  if (s.discord !== null) {
+    const d = s.discord;
+    out.push(
+      `  discord: pushed ${d.pushed}, answered ${d.answered} (twice ${d.answered_twice}), failed with a logged code ${d.failed_with_code}, lost in a crash/fatal ${d.lost_in_crash}, lost with a replaced session (not owed) ${d.lost_with_session}, never answered ${d.never_answered}; zombies detected ${d.zombies_detected} (max ${d.zombie_max_ms ?? '-'} ms = ${d.zombie_max_intervals ?? '-'} × the interval); resumes ${d.resumes_accepted}, identifies ${d.identifies_accepted}; fake protocol violations ${d.fake_violations}`,
+    );
+  }
   out.push(`  log codes: ${table(s.log_codes)}`);
   out.push(
     `  invariant violations: ${s.violations.count}${s.violations.count > 0 ? ` (${table(s.violations.by_invariant)})` : ''}`,

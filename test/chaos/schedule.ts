@@ -4,6 +4,7 @@
  * gateway's own timing still varies from run to run; the schedule does not).
  */
 import type { GatewayFault, SendFault, TokenFault } from '../../src/fakes/qq/index.js';
+import { DC_CLOSE_CODES, type DcSendFault } from './discord-lane.js';
 import type { Rng } from './prng.js';
 
 /** Close codes by the class of reaction they demand (src/adapters/qqbot/protocol.ts). */
@@ -75,7 +76,17 @@ export type Fault =
   | { kind: 'tg_poll_fault'; fault: TgPollFault; count: number }
   | { kind: 'tg_half_open' }
   | { kind: 'tg_poll_elsewhere' }
-  | { kind: 'tg_send_fault'; fault: TgSendFault; count: number };
+  | { kind: 'tg_send_fault'; fault: TgSendFault; count: number }
+  /** Discord instance faults (discord-lane.ts): on its gateway, or on message creates. */
+  | { kind: 'dc_close'; code: number }
+  | { kind: 'dc_terminate' }
+  | { kind: 'dc_stop_acks' }
+  | { kind: 'dc_half_open' }
+  | { kind: 'dc_op_reconnect' }
+  | { kind: 'dc_invalid_session'; resumable: boolean }
+  | { kind: 'dc_request_heartbeat'; times: number }
+  | { kind: 'dc_resume_refused'; count: number }
+  | { kind: 'dc_send_fault'; faults: DcSendFault[] };
 
 /** What a Telegram getUpdates meets (src/fakes/telegram: `fault()`). */
 export type TgPollFault =
@@ -86,6 +97,8 @@ export type TgSendFault = 'server_error' | 'rate_limited' | 'lost_answer';
 export type FaultKind = Fault['kind'];
 /** The faults of the Telegram instance (telegram-lane.ts injects them). */
 export type TelegramFault = Extract<Fault, { kind: `tg_${string}` }>;
+/** The faults of the Discord instance (discord-lane.ts injects them). */
+export type DiscordFault = Extract<Fault, { kind: `dc_${string}` }>;
 
 /** A fault and when to inject it, in ms from the start of the run. */
 export interface PlannedFault {
@@ -123,6 +136,15 @@ export const WEIGHTS = {
   tg_half_open: 2,
   tg_poll_elsewhere: 2,
   tg_send_fault: 3,
+  dc_close: 5,
+  dc_terminate: 3,
+  dc_stop_acks: 2,
+  dc_half_open: 2,
+  dc_op_reconnect: 2,
+  dc_invalid_session: 3,
+  dc_request_heartbeat: 1,
+  dc_resume_refused: 2,
+  dc_send_fault: 4,
 } as const satisfies Partial<Record<FaultKind, number>>;
 
 type WeightedKind = keyof typeof WEIGHTS;
@@ -252,6 +274,35 @@ export function drawFault(rng: Rng, kind: WeightedKind, maxPayloadBytes: number)
         fault: rng.weighted({ server_error: 3, rate_limited: 2, lost_answer: 1 }),
         count: rng.int(1, 2),
       };
+    case 'dc_close':
+      return { kind, code: rng.pick(DC_CLOSE_CODES) };
+    case 'dc_terminate':
+    case 'dc_stop_acks':
+    case 'dc_half_open':
+    case 'dc_op_reconnect':
+      return { kind };
+    case 'dc_invalid_session':
+      return { kind, resumable: rng.chance(0.5) };
+    case 'dc_request_heartbeat':
+      return { kind, times: rng.int(1, 3) };
+    case 'dc_resume_refused':
+      return { kind, count: rng.int(1, 2) };
+    case 'dc_send_fault': {
+      // Now and then more failures in a row than send.max_attempts: that reply must fail
+      // with a logged code instead of vanishing.
+      const faults: DcSendFault[] = [];
+      for (let i = rng.chance(0.15) ? 5 : rng.int(1, 2); i > 0; i--) {
+        faults.push(
+          rng.weighted({
+            server_error: 4,
+            rate_limited: 2,
+            global_rate_limited: 1,
+            lost_answer: 2,
+          }),
+        );
+      }
+      return { kind, faults };
+    }
     case 'oversized_frame':
       // Above the soft limit (dropped, connection kept) or above the 4x hard cap (cut).
       return {

@@ -24,6 +24,7 @@ import {
   countKinds,
   type Fault,
   type PlannedFault,
+  type DiscordFault,
   type TelegramFault,
 } from './schedule.js';
 import {
@@ -33,6 +34,7 @@ import {
   type TruthStats,
 } from './state-truth.js';
 import { sandboxEnv } from '../support/spawn-gateway.js';
+import { DiscordLane, DC_BUG_CODES, DC_TIMINGS, type DcStats } from './discord-lane.js';
 import { StallMeter } from './stall.js';
 import { TelegramLane, TG_BUG_CODES, type TgStats } from './telegram-lane.js';
 import { Violations, formatRunTime, type Violation } from './violations.js';
@@ -83,6 +85,13 @@ export const GATEWAY_TIMINGS = {
   stateHeartbeatMs: 1_000,
 } as const;
 
+/**
+ * The Discord fake's heartbeat interval, as a multiple of QQ's: long enough that a zombie
+ * verdict late by a fraction of the interval stands out from the machine's stalls (at 200 ms,
+ * 0.4 × the interval is 80 ms: within the stall credit a loaded machine earns).
+ */
+const DC_HEARTBEAT_FACTOR = 2.5;
+
 /** The fake's token lifetime: the background refresh runs a few times per run. */
 const TOKEN_TTL_SEC = 20;
 const TOKEN_RENEW_WINDOW_SEC = 10;
@@ -114,6 +123,7 @@ const BUG_CODES = new Set([
   'GW_ERR_QQ_RECONNECT_EXHAUSTED',
   'GW_ERR_QQ_PROTOCOL_ERROR',
   ...TG_BUG_CODES,
+  ...DC_BUG_CODES,
 ]);
 
 export interface Bounds extends TruthBounds {
@@ -210,6 +220,8 @@ export interface SoakSummary {
   fake_violations: number;
   /** The Telegram instance beside QQ (telegram-lane.ts). */
   telegram: TgStats | null;
+  /** The Discord instance beside them (discord-lane.ts). */
+  discord: DcStats | null;
   violations: { count: number; by_invariant: Record<string, number>; first: Violation[] };
 }
 
@@ -235,6 +247,8 @@ class Soak {
   private fake: FakeQQServer | null = null;
   private tg: TelegramLane | null = null;
   private readonly tgRng: Rng;
+  private dc: DiscordLane | null = null;
+  private readonly dcRng: Rng;
   private dir = '';
   private stateDir = '';
   private statePath = '';
@@ -304,6 +318,7 @@ class Soak {
     this.messageRng = rng.fork('messages');
     this.restartRng = rng.fork('restarts');
     this.tgRng = rng.fork('telegram');
+    this.dcRng = rng.fork('discord');
     const runTime = (epochMs: number): number => epochMs - this.t0;
     this.stall = new StallMeter(options.stateOn === 'disk');
     this.truth = new ConnectionTruth(this.violations, this.bounds, runTime, () =>
@@ -342,12 +357,21 @@ class Soak {
       () => this.stall.read(),
       () => this.livePid,
     );
-    await this.writeConfig(this.fake, this.tg);
+    this.dc = await DiscordLane.start(
+      Math.round(options.heartbeatMs * DC_HEARTBEAT_FACTOR),
+      this.violations,
+      (epochMs) => epochMs - this.t0,
+      () => this.stall.read(),
+      () => this.livePid,
+    );
+    await this.writeConfig(this.fake, this.tg, this.dc);
     const tgToken = this.tg.fake.token;
+    const dcToken = this.dc.token;
     this.watcher = new StateFileWatcher(this.statePath, this.violations, () => [
       CLIENT_SECRET,
       this.fake?.currentToken ?? '',
       tgToken,
+      dcToken,
     ]);
     this.intervals.push(setInterval(() => this.poll(), 10));
     this.intervals.push(setInterval(() => this.tick(), 100));
@@ -376,6 +400,7 @@ class Soak {
       this.faultLoop(),
       this.messageLoop(),
       this.telegramLoop(),
+      this.discordLoop(),
       this.quietLoop(),
     ]);
     await this.sleepUntil(options.durationMs);
@@ -398,6 +423,7 @@ class Soak {
     await Promise.race([Promise.allSettled([...this.exits]), delay(3_000)]);
     if (this.fake !== null) await this.fake.close();
     await this.tg?.close();
+    await this.dc?.close();
     if (this.stateDir.startsWith('/dev/shm/')) {
       await rm(this.stateDir, { recursive: true, force: true });
     }
@@ -414,7 +440,7 @@ class Soak {
 
   // ---- setup -------------------------------------------------------------------------------
 
-  private async writeConfig(fake: FakeQQServer, tg: TelegramLane): Promise<void> {
+  private async writeConfig(fake: FakeQQServer, tg: TelegramLane, dc: DiscordLane): Promise<void> {
     const t = GATEWAY_TIMINGS;
     this.dir = await mkdtemp(join(tmpdir(), 'hermes-chaos-'));
     this.stateDir =
@@ -462,10 +488,15 @@ class Soak {
           },
         },
         telegram: tg.config(),
+        discord: dc.config(),
       },
     };
     await writeFile(this.configPath, stringify(config), { mode: 0o600 });
-    const env = sandboxEnv(this.dir, { CHAOS_QQ_SECRET: CLIENT_SECRET, ...tg.env });
+    const env = sandboxEnv(this.dir, {
+      CHAOS_QQ_SECRET: CLIENT_SECRET,
+      ...tg.env,
+      ...dc.env,
+    });
     this.env = env;
   }
 
@@ -628,6 +659,7 @@ class Soak {
 
   private onLogLine(line: LogLine): void {
     this.tg?.onLogLine(line);
+    this.dc?.onLogLine(line);
     const code = typeof line.code === 'string' ? line.code : null;
     if (code !== null) {
       this.logCodes[code] = (this.logCodes[code] ?? 0) + 1;
@@ -706,6 +738,7 @@ class Soak {
     }
     this.truth.processEnded(gateway.pid);
     this.tg?.processEnded(how);
+    this.dc?.processEnded(how);
     this.ledger.processEnded(gateway.pid, exit.at, how);
     if (this.credentialsRevoked) {
       this.credentialsRevoked = false;
@@ -817,6 +850,15 @@ class Soak {
     }
   }
 
+  /** Discord users write every few hundred ms, through restarts and faults alike. */
+  private async discordLoop(): Promise<void> {
+    const stopAt = this.options.durationMs - 1_500;
+    while (!this.signal.aborted && this.now() < stopAt) {
+      this.dc?.push(this.dcRng);
+      await delay(this.dcRng.int(200, 600), undefined, { signal: this.signal });
+    }
+  }
+
   private async quietLoop(): Promise<void> {
     const { durationMs, quietMs } = this.options;
     await this.sleepUntil(durationMs - quietMs);
@@ -826,6 +868,7 @@ class Soak {
     fake.setTokenFault('none', 0);
     fake.setGatewayFault('none', 0);
     this.tg?.quiet();
+    this.dc?.quiet();
     this.options.progress(`${formatRunTime(this.now())} faults stopped: quiet period`);
     const deadline = this.quietAt + this.bounds.recoveryMs;
     const stall0 = this.stall.read();
@@ -836,7 +879,8 @@ class Soak {
         doc !== undefined &&
         doc.pid === this.livePid &&
         doc.platforms.qqbot?.state === 'connected' &&
-        doc.platforms.telegram?.state === 'connected';
+        doc.platforms.telegram?.state === 'connected' &&
+        DiscordLane.connected(doc);
       if (connected) {
         this.recoveredAt = Date.now();
         return;
@@ -845,7 +889,7 @@ class Soak {
       if (Date.now() > deadline + credit) {
         this.violations.add(
           'recovery',
-          `not connected ${this.bounds.recoveryMs} ms + ${Math.round(credit)} ms of machine stall after the faults stopped (fake: ${this.truth.upConn === null ? 'no live session' : 'session up'}, state file: qqbot ${doc?.platforms.qqbot?.state ?? 'none'}, telegram ${doc?.platforms.telegram?.state ?? 'none'}, pid ${doc?.pid ?? '?'} vs live ${this.livePid ?? 'none'})`,
+          `not connected ${this.bounds.recoveryMs} ms + ${Math.round(credit)} ms of machine stall after the faults stopped (fake: ${this.truth.upConn === null ? 'no live session' : 'session up'}, state file: qqbot ${doc?.platforms.qqbot?.state ?? 'none'}, telegram ${doc?.platforms.telegram?.state ?? 'none'}, discord ${doc?.platforms.discord?.state ?? 'none'}, pid ${doc?.pid ?? '?'} vs live ${this.livePid ?? 'none'})`,
         );
         return;
       }
@@ -860,7 +904,12 @@ class Soak {
       const pid = this.livePid;
       this.syncDeliveries();
       if (pid === null) return;
-      if (this.ledger.pendingFor(pid) === 0 && (this.tg?.pending() ?? 0) === 0) return;
+      if (
+        this.ledger.pendingFor(pid) === 0 &&
+        (this.tg?.pending() ?? 0) === 0 &&
+        (this.dc?.pending() ?? 0) === 0
+      )
+        return;
       await delay(25, undefined, { signal: this.signal });
     }
   }
@@ -916,6 +965,10 @@ class Soak {
     // Telegram faults are scripted on its fake: they meet whichever process polls next.
     if (isTelegramFault(fault)) {
       return this.tg === null ? 'no telegram instance' : this.tg.inject(fault);
+    }
+    // Discord faults hit its fake: the live connection, or the next sends.
+    if (isDiscordFault(fault)) {
+      return this.dc === null ? 'no discord instance' : this.dc.inject(fault);
     }
     const fake = this.fake!;
     const { closeMs, silentMs, surviveMs } = this.bounds;
@@ -1101,6 +1154,7 @@ class Soak {
     const pid = this.livePid;
     this.truth.sample(sample, pid);
     this.tg?.sample(sample.doc, sample.at);
+    this.dc?.sample(sample.doc, sample.at);
     // A live process whose adapter (or gateway) has ended must exit within the bound.
     const { doc } = sample;
     const qq = doc.platforms?.qqbot?.state;
@@ -1135,6 +1189,7 @@ class Soak {
     const now = Date.now();
     this.truth.tick((pid) => `pid ${pid}${pid === this.livePid ? '' : ', since ended'}`);
     this.tg?.tick(now);
+    this.dc?.tick(now);
     this.syncDeliveries();
     this.ledger.check(now, false);
     const pid = this.livePid;
@@ -1233,6 +1288,7 @@ class Soak {
     this.ledger.check(Date.now(), true);
     this.truth.tick((pid) => `pid ${pid}`);
     this.tg?.finalChecks(Date.now());
+    this.dc?.finalChecks(Date.now());
   }
 
   // ---- helpers -----------------------------------------------------------------------------
@@ -1313,6 +1369,7 @@ class Soak {
       log_codes: this.logCodes,
       fake_violations: this.fakeViolations,
       telegram: this.tg?.stats() ?? null,
+      discord: this.dc?.stats() ?? null,
       violations: {
         count: this.violations.count,
         by_invariant: this.violations.byInvariant(),
@@ -1351,6 +1408,20 @@ function faultDetail(fault: Fault): string {
     case 'tg_half_open':
     case 'tg_poll_elsewhere':
       return fault.kind;
+    case 'dc_close':
+      return `${fault.kind}:${fault.code}`;
+    case 'dc_invalid_session':
+      return `${fault.kind}:${fault.resumable ? 'resumable' : 'new_session'}`;
+    case 'dc_resume_refused':
+      return `${fault.kind}:${fault.count === 1 ? 'once' : 'twice'}`;
+    case 'dc_send_fault':
+      return `${fault.kind}:${fault.faults.length > DC_TIMINGS.sendMaxAttempts ? 'over_max_attempts' : 'retried'}`;
+    case 'dc_terminate':
+    case 'dc_stop_acks':
+    case 'dc_half_open':
+    case 'dc_op_reconnect':
+    case 'dc_request_heartbeat':
+      return fault.kind;
     case 'token_rejected':
     case 'kill9':
     case 'tcp_reset':
@@ -1364,6 +1435,10 @@ function faultDetail(fault: Fault): string {
 
 function isTelegramFault(fault: Fault): fault is TelegramFault {
   return fault.kind.startsWith('tg_');
+}
+
+function isDiscordFault(fault: Fault): fault is DiscordFault {
+  return fault.kind.startsWith('dc_');
 }
 
 function describe(err: unknown): string {
