@@ -33,6 +33,12 @@ export function splitText(
   max: number,
   measure: TextMeasure = codePointLength,
 ): string[] {
+  // Most replies fit: no unit counts more than UTF-16 code units, so a text that short is
+  // one chunk, and segmenting it into clusters (most of the cost of a short echo) is skipped.
+  if (text.length <= max) {
+    const chunk = text.trimEnd();
+    return chunk.trim() === '' ? [] : [chunk];
+  }
   const clusters = Array.from(segmenter.segment(text), (s) => s.segment);
   const sizes = clusters.map(measure);
   const chunks: string[] = [];
