@@ -7,7 +7,7 @@ import { createHandler } from './create.js';
 import { deliver } from './deliver.js';
 import './errors.js';
 import { conversationKey, type Handler } from './handler.js';
-import { RecentMap } from '../util/recent.js';
+import { IdWindow } from '../util/id-window.js';
 import type { DeliveryStore, PendingReply } from '../delivery/store.js';
 
 const OVERFLOW = 'GW_ERR_HANDLER_QUEUE_OVERFLOW';
@@ -66,29 +66,24 @@ interface Conversation {
 
 /** Event ids seen recently, bounded both by age and by count (oldest forgotten first). */
 class RecentIds {
-  private readonly seen: RecentMap<string, number>;
-  /** Entries at or before this time are out of the window (set by add). */
-  private cutoff = 0;
-  /** One predicate for every add(), not a closure allocated per event. */
-  private readonly expired = (at: number): boolean => at <= this.cutoff;
+  private readonly seen: IdWindow;
 
   constructor(
     private readonly windowMs: number,
     maxEntries: number,
   ) {
-    this.seen = new RecentMap(maxEntries);
+    this.seen = new IdWindow(maxEntries);
   }
 
   /** Whether `id` was added within the window before `now`. */
   has(id: string, now: number): boolean {
-    const at = this.seen.get(id);
+    const at = this.seen.addedAt(id);
     return at !== undefined && now - at < this.windowMs;
   }
 
   add(id: string, now: number): void {
-    this.seen.set(id, now);
-    this.cutoff = now - this.windowMs;
-    this.seen.dropOldestWhile(this.expired);
+    this.seen.add(id, now);
+    this.seen.dropAddedUpTo(now - this.windowMs);
   }
 }
 

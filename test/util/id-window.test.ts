@@ -1,0 +1,87 @@
+/**
+ * IdWindow: the bound, the add order, an id added again, age-based dropping, and the same
+ * answers as a plain Map + array model over a long random run.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { IdWindow } from '../../src/util/id-window.js';
+
+function held(window: IdWindow, candidates: readonly string[]): string[] {
+  return candidates.filter((id) => window.addedAt(id) !== undefined);
+}
+
+await test('holds at most capacity adds, the oldest forgotten first, with their times', () => {
+  const window = new IdWindow(3);
+  for (const [i, id] of ['a', 'b', 'c', 'd', 'e'].entries()) window.add(id, i * 10);
+  assert.equal(window.size, 3);
+  assert.deepEqual(held(window, ['a', 'b', 'c', 'd', 'e']), ['c', 'd', 'e']);
+  assert.equal(window.addedAt('c'), 20);
+  assert.equal(window.addedAt('e'), 40);
+  assert.equal(window.addedAt('a'), undefined);
+});
+
+await test('an id added again keeps its newest time when its older add is dropped', () => {
+  const window = new IdWindow(3);
+  window.add('a', 1);
+  window.add('b', 2);
+  window.add('a', 3); // two slots for a
+  window.add('c', 4); // drops the first a: a stays, with time 3
+  assert.equal(window.addedAt('a'), 3);
+  assert.deepEqual(held(window, ['a', 'b', 'c']), ['a', 'b', 'c']);
+  window.add('d', 5); // drops b
+  window.add('e', 6); // drops the second a
+  assert.deepEqual(held(window, ['a', 'b', 'c', 'd', 'e']), ['c', 'd', 'e']);
+});
+
+await test('dropAddedUpTo forgets from the oldest while added at or before the cutoff', () => {
+  const window = new IdWindow(10);
+  for (const [i, id] of ['a', 'b', 'c', 'd'].entries()) window.add(id, i);
+  window.dropAddedUpTo(1);
+  assert.deepEqual(held(window, ['a', 'b', 'c', 'd']), ['c', 'd']);
+  window.dropAddedUpTo(-5);
+  assert.equal(window.size, 2);
+  window.dropAddedUpTo(100);
+  assert.equal(window.size, 0);
+  // Empty and wrapped around: adds go on where the ring stands.
+  for (let i = 0; i < 25; i++) window.add(`x${i}`, 200 + i);
+  assert.equal(window.size, 10);
+  assert.equal(window.addedAt('x15'), 215);
+  assert.equal(window.addedAt('x14'), undefined);
+});
+
+await test('capacity 0 holds nothing', () => {
+  const window = new IdWindow(0);
+  window.add('a', 1);
+  assert.equal(window.size, 0);
+  assert.equal(window.addedAt('a'), undefined);
+  window.dropAddedUpTo(10);
+});
+
+await test('answers like a Map + array model over a long random run', () => {
+  const capacity = 97;
+  const window = new IdWindow(capacity);
+  const order: Array<{ id: string; at: number }> = [];
+  let seed = 12345;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  let now = 0;
+  for (let step = 0; step < 20_000; step++) {
+    now += Math.floor(random() * 3);
+    const id = `id${Math.floor(random() * 300)}`;
+    if (random() < 0.05) {
+      const cutoff = now - 40;
+      window.dropAddedUpTo(cutoff);
+      while (order.length > 0 && order[0]!.at <= cutoff) order.shift();
+    } else {
+      window.add(id, now);
+      order.push({ id, at: now });
+      if (order.length > capacity) order.shift();
+    }
+    const probe = `id${Math.floor(random() * 300)}`;
+    const newest = order.findLast((e) => e.id === probe);
+    assert.equal(window.addedAt(probe), newest?.at, `step ${step}, ${probe}`);
+    assert.equal(window.size, new Set(order.map((e) => e.id)).size, `step ${step}`);
+  }
+});
