@@ -267,6 +267,28 @@ await test('delivery store', async (t) => {
   });
 
   await t.test(
+    'answered ids nobody waits for reach the disk without flush, many turns in one commit',
+    async () => {
+      const path = await freshPath();
+      const store = open(path);
+      const before = store.commitCount;
+      for (let i = 0; i < 50; i++) {
+        store.markAnswered(`qqbot:a${i}`, false);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // Read by a second connection while the store stays open, as a crash would leave it.
+      const deadline = Date.now() + 5_000;
+      while (groupRows(path).flatMap((g) => g.ids).length < 50) {
+        assert.ok(Date.now() < deadline, 'answered ids not committed within 5 s');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // One commit per turn would be 50.
+      assert.ok(store.commitCount - before < 25, `${store.commitCount - before} commits`);
+      store.close();
+    },
+  );
+
+  await t.test(
     'a store that cannot be written fails for good with GW_ERR_DELIVERY_STORE_WRITE',
     async () => {
       const path = await freshPath();
