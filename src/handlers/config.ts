@@ -4,8 +4,14 @@ import { brokerKeys, checkBrokerAuth } from './nats/config.js';
 
 /** Production defaults of every handler key, in one place (README: "Handlers"). */
 export const DEFAULTS = {
-  /** Conversations handled at the same time, over all platforms. */
+  /** Handler calls at the same time, over all platforms. */
   concurrency: 8,
+  /**
+   * Events whose replies are being sent at the same time, over all platforms. Apart from
+   * `concurrency`: a reply waiting on the platform's API must not hold a handler slot (with
+   * both one bound, 8 replies in flight capped the gateway at 8 / round trip events/s).
+   */
+  sendConcurrency: 64,
   /** Events waiting per conversation (the one being handled is not counted). */
   queueLimit: 100,
   /** Events waiting over all conversations: bounds memory when many chats flood at once. */
@@ -69,6 +75,7 @@ const secret = (what: string): z.ZodType<Secret, z.ZodTypeDef, unknown> =>
 /** Keys every handler type has: how the pipeline schedules events and delivers replies. */
 const common = {
   concurrency: count.default(DEFAULTS.concurrency),
+  send_concurrency: count.default(DEFAULTS.sendConcurrency),
   queue_limit: count.default(DEFAULTS.queueLimit),
   max_queued_events: count.default(DEFAULTS.maxQueuedEvents),
   dedupe_window_ms: ms.default(DEFAULTS.dedupeWindowMs),

@@ -91,8 +91,11 @@ class RecentIds {
  * Carries events from adapters to the handler and replies back (README: "Message flow").
  *
  * - Events of one conversation (platform + chat) are handled one at a time, in arrival
- *   order; different conversations run concurrently, at most `handler.concurrency` at once,
- *   taking turns (a busy chat cannot starve the others).
+ *   order, replies included; different conversations run concurrently, at most
+ *   `handler.concurrency` handler calls at once, taking turns (a busy chat cannot starve the
+ *   others). An event whose replies are being sent hands its handler slot on, up to
+ *   `handler.send_concurrency` such events at once (beyond that it keeps its slot: the
+ *   platform's pace then holds the handler back).
  * - At most `queue_limit` events wait per conversation and `max_queued_events` in all; an
  *   event beyond either is dropped and counted. The first drop is logged at once
  *   (`GW_ERR_HANDLER_QUEUE_OVERFLOW`, with the event); while drops go on, one summary line
@@ -123,16 +126,19 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const ready: Conversation[] = [];
   const controller = new AbortController();
   let waiting = 0;
+  /** Events holding a handler slot. */
   let running = 0;
+  /** Events sending their replies after handing their handler slot on. */
+  let sending = 0;
   let closed = false;
   let idleWaiters: Array<() => void> = [];
 
   const latency = metrics.handlerLatencySeconds.labels(handler.type);
-  const unbindLoad = metrics.bindPipelineLoad(() => waiting + running);
+  const unbindLoad = metrics.bindPipelineLoad(() => waiting + running + sending);
 
   /** Wakes idle() (and close()) once nothing is waiting or running. */
   function settled(): void {
-    if (waiting + running === 0 && idleWaiters.length > 0) {
+    if (waiting + running + sending === 0 && idleWaiters.length > 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
       for (const resolve of waiters) resolve();
@@ -204,6 +210,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     let ended = true;
     /** Whether the event has outbox rows (replies written, or left by the previous process). */
     let outbox = false;
+    /** Whether the event handed its handler slot on to send its replies. */
+    let handedOn = false;
     try {
       const adapter = adapters.get(event.platform);
       if (!adapter) {
@@ -280,6 +288,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           return;
         }
       }
+      if (replies.length > 0 && sending < config.send_concurrency) {
+        // The conversation stays busy until its replies are sent (order); the handler slot
+        // goes to the next event now.
+        handedOn = true;
+        running -= 1;
+        sending += 1;
+        if (!closed) pump();
+      }
       for (let ordinal = 0; ordinal < replies.length; ordinal++) {
         const message = {
           chat: event.chat,
@@ -312,7 +328,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         store?.markAnswered(event.id, outbox);
         end(event.id);
       } else endings.delete(event.id);
-      running -= 1;
+      if (handedOn) sending -= 1;
+      else running -= 1;
       conversation.running = false;
       if (conversation.queue.length > 0) ready.push(conversation);
       else conversations.delete(conversation.key);
@@ -437,12 +454,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       }
     },
     idle() {
-      if (waiting + running === 0) return Promise.resolve();
+      if (waiting + running + sending === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
     async drain(timeoutMs) {
       draining = true;
-      if (waiting + running === 0) return true;
+      if (waiting + running + sending === 0) return true;
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), timeoutMs);
@@ -455,7 +472,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       }
     },
     get load() {
-      return { waiting, running };
+      return { waiting, running: running + sending };
     },
     async close() {
       if (closed) return;
@@ -470,7 +487,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       logUnlogged();
       settled();
       // The handler calls in flight were cancelled above; wait for them to settle.
-      if (running > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      if (running + sending > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
       unbindLoad();
       await handler.close?.();
     },

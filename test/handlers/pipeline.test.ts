@@ -349,6 +349,47 @@ await test('pipeline dedupe', async (t) => {
 
 await test('pipeline delivery', async (t) => {
   await t.test(
+    'a reply waiting on the platform hands its handler slot on, up to send_concurrency; its chat waits',
+    async () => {
+      // One handler slot: with the slot held through the send, only one chat could be sending.
+      const { pipeline, adapter } = setup(undefined, { concurrency: 1, send_concurrency: 2 });
+      const gates: Array<() => void> = [];
+      let inFlight = 0;
+      adapter.behaviour = () => {
+        inFlight += 1;
+        return new Promise((resolve) =>
+          gates.push(() => {
+            inFlight -= 1;
+            resolve({ ids: ['ok'] });
+          }),
+        );
+      };
+      for (const chat of ['a', 'b', 'c']) pipeline.dispatch(makeEvent({ chat, text: chat }));
+      pipeline.dispatch(makeEvent({ chat: 'a', text: 'a2' }));
+      // a and b send at once; c keeps the one handler slot while it sends (the bound is 2).
+      await until(() => inFlight === 3, 'three sends in flight');
+      assert.deepEqual(pipeline.load, { waiting: 1, running: 3 });
+      // a2 waits for a's reply: a conversation's replies stay in order.
+      assert.equal(adapter.sent.length, 0);
+      gates.shift()!();
+      await until(() => adapter.textsTo('a').length === 1, 'a sent');
+      // a2 is next in line but needs the handler slot, which c holds while it sends.
+      assert.equal(inFlight, 2);
+      gates.splice(1, 1)[0]!(); // c's reply arrives: its slot goes to a2, which sends
+      await until(() => inFlight === 2 && adapter.textsTo('c').length === 1, 'a2 sending');
+      assert.deepEqual(adapter.textsTo('a'), ['a']);
+      while (gates.length > 0) {
+        gates.shift()!();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await pipeline.idle();
+      assert.deepEqual(adapter.textsTo('a'), ['a', 'a2']);
+      assert.equal(adapter.sent.length, 4);
+      await pipeline.close();
+    },
+  );
+
+  await t.test(
     'a failed send is logged with its code and counted; the conversation moves on',
     async () => {
       const { pipeline, adapter, metrics, lines } = setup(undefined);
