@@ -10,7 +10,6 @@
  * on the same machine. The two variants alternate in each repeat (alone first in even
  * repeats, three first in odd ones), so slow drift of the machine's load does not favour one.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import type {
 } from '../fake-driver.js';
 import { TELEGRAM_TOKEN_ENV, gatewayConfig } from '../lib/gateway-config.js';
 import { GatewayChild } from '../lib/gateway-proc.js';
+import { ForkedChild } from '../lib/ipc.js';
 import type { Cell, Row } from '../lib/report.js';
 import { DIST_BENCH, errorText, median, procCpuMs, rssBytes, sleep } from '../lib/util.js';
 
@@ -72,30 +72,10 @@ const GRACE_MS = 10_000;
 const SECTION = '9 three platforms';
 const LABEL: Record<Platform, string> = { qqbot: 'QQ', telegram: 'Telegram', discord: 'Discord' };
 
-/** A forked bench/fake-driver.js with its messages queued until someone waits for them. */
-class FakeChild {
-  private readonly child: ChildProcess;
-  private readonly inbox: DriverMessage[] = [];
-  private wake: (() => void) | null = null;
-  private exit: string | null = null;
-  private stderr = '';
-
+/** A forked bench/fake-driver.js: one platform's fake and its load generator. */
+class FakeChild extends ForkedChild<DriverMessage> {
   constructor(readonly platform: Platform) {
-    this.child = fork(join(DIST_BENCH, 'fake-driver.js'), [platform], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
-    this.child.stderr?.setEncoding('utf8');
-    this.child.stderr?.on('data', (chunk: string) => {
-      if (this.stderr.length < 20_000) this.stderr += chunk;
-    });
-    this.child.on('message', (m: DriverMessage) => {
-      this.inbox.push(m);
-      this.wake?.();
-    });
-    this.child.on('exit', (code, signal) => {
-      this.exit = `exited with ${signal ?? code}`;
-      this.wake?.();
-    });
+    super(join(DIST_BENCH, 'fake-driver.js'), [platform], `${platform} fake`);
   }
 
   /** The next message of `type`; an `error` message rejects, as do exit and timeout. */
@@ -103,28 +83,9 @@ class FakeChild {
     type: T,
     timeoutMs: number,
   ): Promise<Extract<DriverMessage, { type: T }>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.inbox.findIndex((m) => m.type === type || m.type === 'error');
-      if (i >= 0) {
-        const m = this.inbox.splice(i, 1)[0]!;
-        if (m.type === 'error') throw new Error(`${this.platform} fake: ${m.message}`);
-        return m as Extract<DriverMessage, { type: T }>;
-      }
-      if (this.exit !== null)
-        throw new Error(`${this.platform} fake ${this.exit}: ${this.stderr.slice(-2000)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${this.platform} fake: no ${type} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        this.wake = done;
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      this.wake = null;
-    }
+    const m = await this.take((m) => m.type === type || m.type === 'error', type, timeoutMs);
+    if (m.type === 'error') throw new Error(`${this.platform} fake: ${m.message}`);
+    return m as Extract<DriverMessage, { type: T }>;
   }
 
   run(request: RunRequest): void {
@@ -133,18 +94,9 @@ class FakeChild {
 
   /** Closes the fake; resolves with the protocol violations it saw (null: none). */
   async close(): Promise<string | null> {
-    if (this.exit !== null) return null;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    let violations: string | null = null;
-    try {
-      this.child.send({ type: 'stop' });
-      violations = (await this.next('closed', 5_000)).violations;
-    } finally {
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), 1_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    return violations;
+    if (this.exited) return null;
+    await this.stop(5_000);
+    return (await this.next('closed', 0)).violations;
   }
 }
 
