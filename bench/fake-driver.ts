@@ -230,7 +230,7 @@ async function measure(
   });
   const graceEnd = Date.now() + graceMs;
   while (replied < total && Date.now() < graceEnd) await sleep(5);
-  // Replies arriving just after the grace would be duplicates' only chance: one more turn.
+  // One more turn for replies already on their way (a late duplicate among them).
   await sleep(50);
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
