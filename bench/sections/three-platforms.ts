@@ -65,6 +65,8 @@ export interface RunFigure {
   gateway: GatewayFigure;
   /** Protocol violations a fake saw, by platform. */
   violations: Partial<Record<Platform, string>>;
+  /** The gateway's exit code after SIGTERM at the end of the run (0 expected). */
+  stop: { exitCode: number | null };
 }
 
 const DISCORD_TOKEN_ENV = 'BENCH_DISCORD_TOKEN';
@@ -144,6 +146,8 @@ async function runOnce(
   const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-three-'));
   let gateway: GatewayChild | undefined;
   const violations: Partial<Record<Platform, string>> = {};
+  // Filled in when the run ends, after the figure is made.
+  const stop: RunFigure['stop'] = { exitCode: null };
   try {
     const fakes = new Map<Platform, Endpoints>();
     for (const c of children) fakes.set(c.platform, (await c.next('ready', 20_000)).endpoints);
@@ -235,9 +239,10 @@ async function runOnce(
         overflowDropped,
       },
       violations,
+      stop,
     };
   } finally {
-    await gateway?.stop();
+    stop.exitCode = (await gateway?.stop()) ?? null;
     for (const c of children) {
       const v = await c.close().catch((err: unknown) => errorText(err));
       if (v !== null) violations[c.platform] = v;
@@ -255,7 +260,8 @@ function logRun(f: RunFigure, log: (line: string) => void): void {
       `${fixed((g.cpuShare ?? NaN) * 100, 0)}% of a core, RSS ${fixed(g.rssStartMb ?? NaN, 0)} → ` +
       `${fixed(g.rssEndMb ?? NaN, 0)} MB (peak ${fixed(g.rssPeakMb ?? NaN, 0)})` +
       (g.overflowDropped > 0 ? `, ${g.overflowDropped} events shed at its queue bounds` : '') +
-      (g.survived ? '' : `, GATEWAY EXITED (${String(g.exitCode)})`),
+      (g.survived ? '' : `, GATEWAY EXITED (${String(g.exitCode)})`) +
+      (g.survived && f.stop.exitCode !== 0 ? `, exit ${String(f.stop.exitCode)} on SIGTERM` : ''),
   );
   for (const r of Object.values(f.platforms)) {
     log(
@@ -446,7 +452,7 @@ export async function runThreePlatforms(
       `fake CPU up to ${fixed(Math.max(0, ...loops.map((r) => r.cpuShare)) * 100, 0)}% of a core; ` +
       `${chats} chats per platform, ${o.warmupSeconds} s warm-up not counted`,
   });
-  const crashed = figures.filter((f) => !f.gateway.survived);
+  const crashed = figures.filter((f) => !f.gateway.survived || f.stop.exitCode !== 0);
   const violated = figures.filter((f) => Object.keys(f.violations).length > 0);
   if (crashed.length > 0 || violated.length > 0 || failures.length > 0) {
     rows.push({
@@ -458,8 +464,10 @@ export async function runThreePlatforms(
       pass: false,
       note: [
         ...failures,
-        ...crashed.map(
-          (f) => `${f.variant} #${f.repeat + 1}: gateway exited ${String(f.gateway.exitCode)}`,
+        ...crashed.map((f) =>
+          f.gateway.survived
+            ? `${f.variant} #${f.repeat + 1}: gateway exited ${String(f.stop.exitCode)} on SIGTERM`
+            : `${f.variant} #${f.repeat + 1}: gateway exited ${String(f.gateway.exitCode)} during the load`,
         ),
         ...violated.map((f) => `${f.variant} #${f.repeat + 1}: ${JSON.stringify(f.violations)}`),
       ].join('; '),
