@@ -63,10 +63,10 @@ const HELP = `usage: npm run bench [-- options]
  8 discord      --dc-events N (100000; quick 10000)   --dc-repeats N (3; quick 1)
                 --dc-latency-rates LIST (100,200)   --dc-latency-seconds N (6; quick 3)
                 --dc-zombie-interval-ms N (500)   --dc-zombie-runs N (5; quick 2)
- 9 three-platforms  --three-rate N (1000 messages/s per platform)
+ 9 three-platforms: QQ + Telegram + Discord in one gateway beside QQ alone, interleaved
+                --three-rate N (1000 messages/s per platform)   --three-chats N (max(1000, 2 × rate))
                 --three-seconds N (30; quick 3)   --three-warmup-seconds N (5; quick 1)
-                --three-repeats N (3; quick 1): QQ + Telegram + Discord in one gateway,
-                beside QQ alone, interleaved   --three-chats N (max(1000, 2 × rate))
+                --three-repeats N (3; quick 1)
 `;
 
 interface Options {
