@@ -65,6 +65,8 @@ export interface DriverResult {
   loopDelayMaxMs: number;
   /** CPU of this fake's process over the run, in cores. */
   cpuShare: number;
+  /** Platform-specific counts at the end of the run (Telegram: polls, updates unconfirmed). */
+  counts: Record<string, number>;
 }
 
 export type DriverMessage =
@@ -82,6 +84,7 @@ interface Target {
   send(i: number): void;
   /** Calls `onReply(i)` for every reply to message `i` (twice for a duplicate). */
   onReply(handler: (i: number) => void): void;
+  counts(): Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -116,6 +119,7 @@ async function qqTarget(): Promise<Target> {
         if (i !== undefined) handler(i);
       });
     },
+    counts: () => ({}),
     close: () => fake.close(),
   };
 }
@@ -152,6 +156,8 @@ async function telegramTarget(): Promise<Target> {
         if (i !== undefined) handler(i);
       });
     },
+    // Updates the gateway never confirmed are still queued at the fake: taken late or never.
+    counts: () => ({ polls: fake.polls, unconfirmedUpdates: fake.pendingUpdates }),
     close: () => fake.close(),
   };
 }
@@ -194,6 +200,7 @@ async function discordTarget(): Promise<Target> {
         }
       });
     },
+    counts: () => ({}),
     close: () => fake.close(),
   };
 }
@@ -275,6 +282,7 @@ async function measure(
     loopDelayP99Ms: loop.percentile(99) / 1e6,
     loopDelayMaxMs: loop.max / 1e6,
     cpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
+    counts: target.counts(),
   };
 }
 
