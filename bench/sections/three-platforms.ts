@@ -25,7 +25,15 @@ import { TELEGRAM_TOKEN_ENV, gatewayConfig } from '../lib/gateway-config.js';
 import { GatewayChild } from '../lib/gateway-proc.js';
 import { ForkedChild } from '../lib/ipc.js';
 import type { Cell, Row } from '../lib/report.js';
-import { DIST_BENCH, errorText, median, procCpuMs, rssBytes, sleep } from '../lib/util.js';
+import {
+  DIST_BENCH,
+  errorText,
+  median,
+  procCpuMs,
+  procSchedMs,
+  rssBytes,
+  sleep,
+} from '../lib/util.js';
 
 export interface ThreePlatformsOptions {
   /** Messages per second per platform. */
@@ -44,6 +52,11 @@ type Variant = 'three' | 'qq-alone';
 export interface GatewayFigure {
   /** Gateway CPU over the measured seconds, in cores. */
   cpuShare: number | null;
+  /**
+   * Share of the measured seconds the gateway's main thread was runnable but waiting for a
+   * CPU (/proc schedstat): how much of its slowness the machine's other load explains.
+   */
+  runQueueShare: number | null;
   /** RSS when the load starts (connected, idle), after the warm-up, at the end of the load. */
   rssStartMb: number | null;
   rssAfterWarmupMb: number | null;
@@ -186,6 +199,7 @@ async function runOnce(
     const t0 = Date.now();
     let rssPeak = rssStart ?? 0;
     let cpuWarm: number | null = null;
+    let schedWarm: ReturnType<typeof procSchedMs> = null;
     let rssWarm: number | null = null;
     const loadEnd = t0 + (o.warmupSeconds + o.seconds) * 1000;
     while (Date.now() < loadEnd && g.running) {
@@ -193,11 +207,13 @@ async function runOnce(
       rssPeak = Math.max(rssPeak, rssBytes(g.pid) ?? 0);
       if (cpuWarm === null && Date.now() >= t0 + o.warmupSeconds * 1000) {
         cpuWarm = procCpuMs(g.pid);
+        schedWarm = procSchedMs(g.pid);
         rssWarm = rssBytes(g.pid);
       }
     }
     const measuredFrom = t0 + o.warmupSeconds * 1000;
     const cpuEnd = procCpuMs(g.pid);
+    const schedEnd = procSchedMs(g.pid);
     const rssEnd = rssBytes(g.pid);
     const cpuSeconds = (Date.now() - measuredFrom) / 1000;
     const results: Partial<Record<Platform, DriverResult>> = {};
@@ -229,6 +245,10 @@ async function runOnce(
       gateway: {
         cpuShare:
           cpuWarm === null || cpuEnd === null ? null : (cpuEnd - cpuWarm) / 1000 / cpuSeconds,
+        runQueueShare:
+          schedWarm === null || schedEnd === null
+            ? null
+            : (schedEnd.waitMs - schedWarm.waitMs) / 1000 / cpuSeconds,
         rssStartMb: mb(rssStart),
         rssAfterWarmupMb: mb(rssWarm),
         rssEndMb: mb(rssEnd),
@@ -257,7 +277,8 @@ function logRun(f: RunFigure, log: (line: string) => void): void {
   const g = f.gateway;
   log(
     `  ${f.variant === 'three' ? 'three platforms' : 'QQ alone'} #${f.repeat + 1}: gateway CPU ` +
-      `${fixed((g.cpuShare ?? NaN) * 100, 0)}% of a core, RSS ${fixed(g.rssStartMb ?? NaN, 0)} → ` +
+      `${fixed((g.cpuShare ?? NaN) * 100, 0)}% of a core (main thread waiting for a CPU ` +
+      `${fixed((g.runQueueShare ?? NaN) * 100, 0)}% of the time), RSS ${fixed(g.rssStartMb ?? NaN, 0)} → ` +
       `${fixed(g.rssEndMb ?? NaN, 0)} MB (peak ${fixed(g.rssPeakMb ?? NaN, 0)})` +
       (g.overflowDropped > 0 ? `, ${g.overflowDropped} events shed at its queue bounds` : '') +
       (g.survived ? '' : `, GATEWAY EXITED (${String(g.exitCode)})`) +
@@ -430,7 +451,10 @@ export async function runThreePlatforms(
         metric: `gateway CPU, ${name}`,
         unit: 'cores',
         hermes: med(gs.map((g) => g.cpuShare)),
-        note: `over the measured ${o.seconds} s; each run: ${list(gs.map((g) => g.cpuShare ?? NaN))}`,
+        note:
+          `over the measured ${o.seconds} s; each run: ${list(gs.map((g) => g.cpuShare ?? NaN))}; ` +
+          `share of that time its main thread was runnable but waiting for a CPU (the machine's ` +
+          `other load): ${list(gs.map((g) => g.runQueueShare ?? NaN))}`,
       },
       {
         section: SECTION,
