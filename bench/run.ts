@@ -17,6 +17,7 @@ import { runScaleOut } from './sections/scale-out.js';
 import { runStateWrites } from './sections/state-writes.js';
 import { runDiscord } from './sections/discord.js';
 import { runTelegram } from './sections/telegram.js';
+import { runThreePlatforms } from './sections/three-platforms.js';
 import { CLIENTS, runThroughput } from './sections/throughput.js';
 
 const SECTIONS = [
@@ -28,6 +29,7 @@ const SECTIONS = [
   'telegram',
   'scale-out',
   'discord',
+  'three-platforms',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -61,6 +63,10 @@ const HELP = `usage: npm run bench [-- options]
  8 discord      --dc-events N (100000; quick 10000)   --dc-repeats N (3; quick 1)
                 --dc-latency-rates LIST (100,200)   --dc-latency-seconds N (6; quick 3)
                 --dc-zombie-interval-ms N (500)   --dc-zombie-runs N (5; quick 2)
+ 9 three-platforms: QQ + Telegram + Discord in one gateway beside QQ alone, interleaved
+                --three-rate N (1000 messages/s per platform)   --three-chats N (max(1000, 2 × rate))
+                --three-seconds N (30; quick 3)   --three-warmup-seconds N (5; quick 1)
+                --three-repeats N (3; quick 1)
 `;
 
 interface Options {
@@ -107,6 +113,11 @@ interface Options {
   dcLatencySeconds: number;
   dcZombieIntervalMs: number;
   dcZombieRuns: number;
+  threeRate: number;
+  threeSeconds: number;
+  threeWarmupSeconds: number;
+  threeRepeats: number;
+  threeChats: number | undefined;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -158,6 +169,11 @@ function parseOptions(argv: string[]): Options | null {
       'dc-latency-seconds': str,
       'dc-zombie-interval-ms': str,
       'dc-zombie-runs': str,
+      'three-rate': str,
+      'three-seconds': str,
+      'three-warmup-seconds': str,
+      'three-repeats': str,
+      'three-chats': str,
     },
   });
   if (values.help) return null;
@@ -227,6 +243,12 @@ function parseOptions(argv: string[]): Options | null {
     dcLatencySeconds: Math.max(2, num(values['dc-latency-seconds'], 6, 3)),
     dcZombieIntervalMs: Math.max(50, num(values['dc-zombie-interval-ms'], 500)),
     dcZombieRuns: Math.max(1, num(values['dc-zombie-runs'], 5, 2)),
+    threeRate: Math.max(1, num(values['three-rate'], 1000)),
+    threeSeconds: Math.max(1, num(values['three-seconds'], 30, 3)),
+    threeWarmupSeconds: num(values['three-warmup-seconds'], 5, 1),
+    threeRepeats: Math.max(1, num(values['three-repeats'], 3, 1)),
+    threeChats:
+      values['three-chats'] === undefined ? undefined : Math.max(1, num(values['three-chats'], 1)),
   };
 }
 
@@ -417,6 +439,19 @@ async function main(): Promise<number> {
         latencySeconds: o.dcLatencySeconds,
         zombieIntervalMs: o.dcZombieIntervalMs,
         zombieRuns: o.dcZombieRuns,
+        log,
+      }),
+  );
+  await run(
+    'three-platforms',
+    `9 three platforms in one gateway: QQ + Telegram + Discord at ${o.threeRate}/s each vs QQ alone, ${o.threeRepeats} repeat(s)`,
+    () =>
+      runThreePlatforms({
+        rate: o.threeRate,
+        seconds: o.threeSeconds,
+        warmupSeconds: o.threeWarmupSeconds,
+        repeats: o.threeRepeats,
+        ...(o.threeChats !== undefined && { chats: o.threeChats }),
         log,
       }),
   );

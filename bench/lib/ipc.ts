@@ -118,21 +118,28 @@ export function runChild(start: (config: ClientConfig) => Promise<void>): void {
 
 // ---- parent side ----------------------------------------------------------------------------
 
-/** A forked client child with its messages queued until someone waits for them. */
-export class ClientProcess {
+/**
+ * A forked bench child with its IPC messages queued until someone waits for them: the base of
+ * the client children (below) and of the platform fakes of section 9 (bench/fake-driver.ts).
+ */
+export class ForkedChild<M extends { type: string }> {
   readonly child: ChildProcess;
-  private readonly inbox: ChildMessage[] = [];
+  private readonly inbox: M[] = [];
   private waiter: (() => void) | null = null;
   private exitInfo: string | null = null;
   stderr = '';
 
   /**
-   * Forks `script`. With BENCH_PROFILE_DIR set, the child writes a V8 CPU profile there
-   * (`--cpu-prof`), to see where a client spends its time.
+   * Forks `script` with `args`; `label` names the child in errors. With BENCH_PROFILE_DIR set,
+   * the child writes a V8 CPU profile there (`--cpu-prof`), to see where it spends its time.
    */
-  constructor(script: string, config: ClientConfig) {
+  constructor(
+    script: string,
+    args: string[],
+    private readonly label: string,
+  ) {
     const profileDir = process.env.BENCH_PROFILE_DIR;
-    this.child = fork(script, [JSON.stringify(config)], {
+    this.child = fork(script, args, {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       execArgv: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
     });
@@ -140,7 +147,7 @@ export class ClientProcess {
     this.child.stderr?.on('data', (chunk: string) => {
       if (this.stderr.length < 20_000) this.stderr += chunk;
     });
-    this.child.on('message', (message: ChildMessage) => {
+    this.child.on('message', (message: M) => {
       this.inbox.push(message);
       this.waiter?.();
     });
@@ -154,22 +161,23 @@ export class ClientProcess {
     return this.child.pid ?? -1;
   }
 
+  get exited(): boolean {
+    return this.exitInfo !== null;
+  }
+
   /**
-   * Resolves with the next message of one of `types`; an `unsupported` or `error` message is
-   * returned as well, whatever was asked for. Rejects on timeout or exit.
+   * Resolves with (and removes) the first queued message `accept` takes, waiting for one;
+   * rejects on timeout or when the child exits first. `what` names it in the timeout error.
    */
-  async next(types: ChildMessage['type'][], timeoutMs: number): Promise<ChildMessage> {
+  protected async take(accept: (m: M) => boolean, what: string, timeoutMs: number): Promise<M> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const index = this.inbox.findIndex(
-        (m) => types.includes(m.type) || m.type === 'error' || m.type === 'unsupported',
-      );
+      const index = this.inbox.findIndex(accept);
       if (index >= 0) return this.inbox.splice(index, 1)[0]!;
       if (this.exitInfo !== null)
-        throw new Error(`client ${this.exitInfo}: ${this.stderr.slice(-2000)}`);
+        throw new Error(`${this.label} ${this.exitInfo}: ${this.stderr.slice(-2000)}`);
       const left = deadline - Date.now();
-      if (left <= 0)
-        throw new Error(`timed out after ${timeoutMs} ms waiting for ${types.join('/')}`);
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, left);
         this.waiter = done;
@@ -182,13 +190,32 @@ export class ClientProcess {
     }
   }
 
-  /** Asks the child to exit; kills it if it has not within a second. */
-  async stop(): Promise<void> {
+  /** Sends `{ type: 'stop' }`; kills the child if it has not exited within `graceMs`. */
+  async stop(graceMs = 1000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     if (this.child.connected) this.child.send({ type: 'stop' } satisfies ParentMessage);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 1000);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     await exited;
     clearTimeout(timer);
+  }
+}
+
+/** A forked client child (bench/clients/*). */
+export class ClientProcess extends ForkedChild<ChildMessage> {
+  constructor(script: string, config: ClientConfig) {
+    super(script, [JSON.stringify(config)], 'client');
+  }
+
+  /**
+   * Resolves with the next message of one of `types`; an `unsupported` or `error` message is
+   * returned as well, whatever was asked for. Rejects on timeout or exit.
+   */
+  next(types: ChildMessage['type'][], timeoutMs: number): Promise<ChildMessage> {
+    return this.take(
+      (m) => types.includes(m.type) || m.type === 'error' || m.type === 'unsupported',
+      types.join('/'),
+      timeoutMs,
+    );
   }
 }

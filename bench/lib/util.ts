@@ -113,6 +113,19 @@ export function procCpuMs(pid: number): number | null {
   }
 }
 
+/**
+ * The main thread of `pid` (its JavaScript thread) from /proc/<pid>/schedstat: ms spent on a
+ * CPU and ms spent runnable but waiting for one (a loaded machine shows in the second).
+ */
+export function procSchedMs(pid: number): { runMs: number; waitMs: number } | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ');
+    return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return null;
+  }
+}
+
 /** CPU time used so far, in ms: the whole machine (busy, all cores) and this process with its reaped children. */
 export function cpuTotals(): { machineBusyMs: number; oursMs: number } | null {
   try {
