@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { openDirectory } from '../util/fsync-dir.js';
+import { openDirectory, type OpenDirectory } from '../util/fsync-dir.js';
 
 /** Temp files that may exist now: removed if the process exits in the middle of a write. */
 const pending = new Set<string>();
@@ -57,25 +57,32 @@ export async function replaceFileDurably(path: string, data: string, mode: numbe
     open(tmp, 'wx', mode),
     openDirectory(dirname(path)),
   ]);
-  let done = false;
+  if (file.status === 'rejected' || directory.status === 'rejected') {
+    if (file.status === 'fulfilled') await discard(file.value, tmp);
+    if (directory.status === 'fulfilled') closeQuietly(directory.value);
+    pending.delete(tmp);
+    throw file.status === 'rejected' ? file.reason : (directory as PromiseRejectedResult).reason;
+  }
   try {
-    if (file.status === 'rejected') throw file.reason;
-    if (directory.status === 'rejected') {
-      await discard(file.value, tmp);
-      throw directory.reason;
-    }
     await writeAndRename(file.value, tmp, path, data, mode);
     // The rename is durable only once the directory is: without this, a power cut can bring
     // back the previous file after the caller went on as if the new one were written.
     await directory.value.sync();
-    done = true;
+  } catch (err) {
+    closeQuietly(directory.value);
+    throw err;
   } finally {
     pending.delete(tmp);
-    if (directory.status === 'fulfilled') {
-      const closing = directory.value.close();
-      // A close error fails an otherwise good write; after a failure, the first error counts.
-      await (done ? closing : closing.catch(() => undefined));
-    }
+  }
+  directory.value.close();
+}
+
+/** Closes a directory after a failure: the first error is the one to report. */
+function closeQuietly(directory: OpenDirectory): void {
+  try {
+    directory.close();
+  } catch {
+    // Nothing to add to the failure being reported.
   }
 }
 
