@@ -185,7 +185,7 @@ export async function runStateWrites(
         ceiling: dirSync.perSec,
         ratio: hermes.perSec / dirSync.perSec,
         ratioOf: 'ceiling',
-        note: `ceiling = the bare syscalls plus open/fsync/close of the directory, writing the store's document (${Buffer.byteLength(store.body)} bytes) in the same directory: what a rename that survives a power cut costs at least`,
+        note: `ceiling = the bare syscalls plus open/fsync/close of the directory, writing the store's document (${Buffer.byteLength(store.body)} bytes) in the same directory, one step after the other: the store's durability (the rename survives a power cut) done the plain way`,
       },
       {
         section,
