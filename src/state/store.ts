@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
 import type { Logger } from 'pino';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { fsyncDirectory } from '../util/fsync-dir.js';
 import { processStartTime } from '../util/proc.js';
 import { makeDirectory } from '../util/mkdir.js';
+import { replaceFileDurably } from './atomic-write.js';
 import { checkStatePath } from './paths.js';
 import {
   type BrokerStatus,
@@ -26,9 +25,10 @@ export interface StateStoreOptions {
 /**
  * The single writer of gateway_state.json. Callers change the in-memory document and call
  * `commit()`, which snapshots it immediately and queues an atomic write (temp file, fsync,
- * rename). Writes happen one at a time in commit order, so the file moves forward only.
- * After one failed write the store is broken: every later commit rejects with the same error,
- * because a state file that silently stopped updating is exactly the lie we exist to prevent.
+ * rename, fsync of the directory). Writes happen one at a time in commit order, so the file
+ * moves forward only. After one failed write the store is broken: every later commit rejects
+ * with the same error, because a state file that silently stopped updating is exactly the lie
+ * we exist to prevent.
  */
 export class StateStore {
   readonly path: string;
@@ -162,10 +162,8 @@ export class StateStore {
       }
       // Again at each write: a symlink planted while we run must not be written through.
       checkStatePath(this.path);
-      await writeFileAtomic(this.path, body, { mode: 0o600, fsync: true });
-      // write-file-atomic fsyncs the file, not the rename: without this, a power cut can
-      // bring back the previous document after the gateway went on as if it were written.
-      await fsyncDirectory(dirname(this.path));
+      // Temp file, fsync, rename, fsync of the directory: on disk before commit() resolves.
+      await replaceFileDurably(this.path, body, 0o600);
       this.writes += 1;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
