@@ -392,8 +392,9 @@ export class WebhookLane {
       case 'wh_bad_request':
       case 'wh_slow':
       case 'wh_reset': {
-        // Requests to the listener: they need a live process that says connected.
-        const by = Date.now() + 1_000;
+        // Requests to the listener: they need a live process that says connected (a restart
+        // takes a second or two: node's start, the config, the bind, the token).
+        const by = Date.now() + 3_000;
         while (!this.connectedIn(this.lastDoc(), this.livePid())) {
           if (Date.now() > by) return 'not connected';
           await delay(20);

@@ -315,8 +315,8 @@ export class FakeWebhook {
         },
         (res) => {
           if (lose) {
-            res.socket.destroy();
             resolve({ status: 0, body: '', lost: res.statusCode ?? 0 });
+            res.socket.destroy();
             return;
           }
           const chunks: Buffer[] = [];
