@@ -54,6 +54,12 @@ export const WH_TIMINGS = {
   backoffMs: [20, 40, 80, 160],
   /** A request that stops mid-body is cut within request_timeout_ms + this (timer, write). */
   cutMarginMs: 1_000,
+  /**
+   * An acknowledged callback whose reply was not even tried this long after the ack, when its
+   * process dies, was dropped (the echo answers in milliseconds; the handler's send timeout
+   * and a reply's retries are the slow part, and they show as send requests).
+   */
+  answerBoundMs: 5_000,
   /** The platform's retries of an unacknowledged callback: long enough to span a restart. */
   retry: { attempts: 60, delayMs: 100 },
   attemptTimeoutMs: 2_000,
@@ -89,6 +95,10 @@ interface WhMessage {
   /** Pid of the live gateway at each accepted reply. */
   replies: Array<number | null>;
   failedCode: string | null;
+  /** When the fake got its ack (epoch ms). */
+  ackedAt: number | null;
+  /** Send requests for its reply the fake saw, accepted or not. */
+  sendAttempts: number;
   /** Acknowledged, then its process died before answering. */
   inCrash: boolean;
   /** Indexes of attempts in flight when a process died: an ack of one came from the dead. */
@@ -118,6 +128,8 @@ export interface WhStats {
   redelivered_after_ack: number;
   validations: { answered: number; unreachable: number };
   rejections: Record<string, RejectionCount>;
+  /** Ack → accepted reply: the longest, ms. */
+  answer_max_ms: number | null;
   /** Longest request-timeout cut (408) after the headers, ms. */
   cut_max_ms: number | null;
   resets_sent: number;
@@ -133,6 +145,8 @@ export class WebhookLane {
   private readonly forbidden = new Set<string>();
   private readonly rejections: Record<string, RejectionCount> = {};
   private readonly cuts: number[] = [];
+  /** Ack → accepted reply, ms (negative when the reply beat the ack back to the platform). */
+  private readonly answerMs: number[] = [];
   private readonly refusalsLogged: Record<string, number> = {};
   private readonly inflight = new Set<Promise<void>>();
   private readonly processStarts = new Map<number, number>();
@@ -235,11 +249,18 @@ export class WebhookLane {
       record: prepared,
       replies: [],
       failedCode: null,
+      ackedAt: null,
+      sendAttempts: 0,
       inCrash: false,
       crashAttempts: new Set(),
     });
     // Each attempt signed afresh, as a platform retrying later would.
-    this.track(this.fake.webhook.deliverRecord(prepared).then(() => undefined));
+    this.track(
+      this.fake.webhook.deliverRecord(prepared).then((record) => {
+        const message = this.messages.get(msgId);
+        if (record.acked && message !== undefined) message.ackedAt = Date.now();
+      }),
+    );
   }
 
   private onSend(r: SendRecord): void {
@@ -255,9 +276,14 @@ export class WebhookLane {
       return;
     }
     const message = this.messages.get(msgId);
-    if (message === undefined || !r.accepted) return;
+    if (message === undefined) return;
+    message.sendAttempts += 1;
+    if (!r.accepted) return;
     const pid = this.livePid();
     message.replies.push(pid);
+    if (message.ackedAt !== null && message.replies.length === 1) {
+      this.answerMs.push(r.at - message.ackedAt);
+    }
     if (message.replies.length > 1) {
       this.violations.add(
         'duplicate',
@@ -354,10 +380,16 @@ export class WebhookLane {
    */
   processEnded(how: ProcessEnd): void {
     if (how !== 'kill9' && how !== 'fatal' && how !== 'unexpected') return;
+    const now = Date.now();
     for (const m of this.messages.values()) {
       if (m.replies.length > 0) continue;
-      if (m.record.acked) m.inCrash = true;
-      else m.crashAttempts.add(m.record.attempts.length);
+      if (!m.record.acked) m.crashAttempts.add(m.record.attempts.length);
+      // Only what the process could still have been working on: acknowledged within the
+      // answer bound, or its reply being sent. An event acknowledged long before, whose reply
+      // was never even tried, was dropped, not lost to the crash.
+      else if (m.sendAttempts > 0 || now - (m.ackedAt ?? now) <= WH_TIMINGS.answerBoundMs) {
+        m.inCrash = true;
+      }
     }
   }
 
@@ -657,6 +689,7 @@ export class WebhookLane {
       redelivered_after_ack: this.redelivered,
       validations: { answered: this.validationsAnswered, unreachable: this.validationsUnreachable },
       rejections: this.rejections,
+      answer_max_ms: this.answerMs.length === 0 ? null : Math.max(...this.answerMs),
       cut_max_ms: this.cuts.length === 0 ? null : Math.max(...this.cuts),
       resets_sent: this.resets,
       refusals_logged: this.refusalsLogged,
