@@ -80,6 +80,7 @@ await test('chaos soak', async (t) => {
       assert.ok(wh.answered > 30, report);
       assert.equal(wh.never_answered, 0, report);
       assert.equal(wh.answered_twice, 0, report);
+      assert.equal(wh.handled_twice, 0, report);
       assert.equal(wh.fake_violations, 0, report);
       assert.ok(wh.retried > 0 && wh.acks_lost + wh.redelivered_after_ack > 0, report);
       if ((injected.wh_validation ?? 0) > 0) {

@@ -15,7 +15,8 @@
  * - nothing refused is dispatched: every refused body carries a message id of its own, and a
  *   reply to one, or a log line naming its event, is a violation;
  * - delivery: every acknowledged callback is answered exactly once (the platform refuses a
- *   second reply with the same msg_seq: two accepted replies mean two answers), or its failure
+ *   second reply with the same msg_seq: two accepted replies mean two answers; replies with
+ *   two msg_seq values mean the handler ran twice, whatever the platform accepted), or its failure
  *   is logged with a code, or the process that acknowledged it died before answering (kill -9,
  *   fatal: webhook mode has no resume point, docs/platforms/qqbot.md; counted);
  * - state truth: while the live process's state file says `qqhook` connected (gateway
@@ -99,6 +100,8 @@ interface WhMessage {
   ackedAt: number | null;
   /** Send requests for its reply the fake saw, accepted or not. */
   sendAttempts: number;
+  /** msg_seq values of those requests: more than one means the handler ran more than once. */
+  seqs: Set<number>;
   /** Acknowledged, then its process died before answering. */
   inCrash: boolean;
   /** Indexes of attempts in flight when a process died: an ack of one came from the dead. */
@@ -117,6 +120,8 @@ export interface WhStats {
   acknowledged: number;
   answered: number;
   answered_twice: number;
+  /** Replies with more than one msg_seq: the event was handled more than once. */
+  handled_twice: number;
   failed_with_code: number;
   lost_in_crash: number;
   never_answered: number;
@@ -251,6 +256,7 @@ export class WebhookLane {
       failedCode: null,
       ackedAt: null,
       sendAttempts: 0,
+      seqs: new Set(),
       inCrash: false,
       crashAttempts: new Set(),
     });
@@ -264,7 +270,7 @@ export class WebhookLane {
   }
 
   private onSend(r: SendRecord): void {
-    const body = r.body as { msg_id?: unknown } | undefined;
+    const body = r.body as { msg_id?: unknown; msg_seq?: unknown } | undefined;
     const msgId = typeof body?.msg_id === 'string' ? body.msg_id : null;
     if (msgId === null) return;
     if (this.forbidden.has(msgId)) {
@@ -278,6 +284,17 @@ export class WebhookLane {
     const message = this.messages.get(msgId);
     if (message === undefined) return;
     message.sendAttempts += 1;
+    if (typeof body?.msg_seq === 'number' && !message.seqs.has(body.msg_seq)) {
+      message.seqs.add(body.msg_seq);
+      // A retried send keeps its msg_seq; a second run of the handler takes the next one.
+      if (message.seqs.size === 2) {
+        this.violations.add(
+          'duplicate',
+          `${WH_INSTANCE}: ${msgId} replied with msg_seq ${[...message.seqs].join(', ')}: handled more than once`,
+          this.runTime(r.at),
+        );
+      }
+    }
     if (!r.accepted) return;
     const pid = this.livePid();
     message.replies.push(pid);
@@ -677,6 +694,7 @@ export class WebhookLane {
       acknowledged: acked.length,
       answered: list.filter((m) => m.replies.length > 0).length,
       answered_twice: list.filter((m) => m.replies.length > 1).length,
+      handled_twice: list.filter((m) => m.seqs.size > 1).length,
       failed_with_code: list.filter((m) => m.replies.length === 0 && m.failedCode !== null).length,
       lost_in_crash: unanswered.filter((m) => !this.owed(m)).length,
       never_answered: unanswered.filter((m) => this.owed(m)).length,
