@@ -125,7 +125,7 @@ function printSummary(s: SoakSummary): void {
       )
       .join(', ');
     out.push(
-      `  qq webhook: pushed ${w.pushed}, acknowledged ${w.acknowledged}, answered ${w.answered} (twice ${w.answered_twice}, handled twice ${w.handled_twice}), failed with a logged code ${w.failed_with_code}, lost in a crash/fatal ${w.lost_in_crash}, never answered ${w.never_answered}, not acknowledged ${w.not_acknowledged}; retried ${w.retried}, acks lost ${w.acks_lost}, redelivered after ack ${w.redelivered_after_ack}; op 13 answered ${w.validations.answered} (+${w.validations.unreachable} unreachable); refused with the right status: ${refused}; resets ${w.resets_sent}; ack->answer max ${w.answer_max_ms ?? '-'} ms; cut max ${w.cut_max_ms ?? '-'} ms; refusals logged ${table(w.refusals_logged)}; listener probes ${w.listener_probes}; fake protocol violations ${w.fake_violations}`,
+      `  qq webhook: pushed ${w.pushed}, acknowledged ${w.acknowledged}, answered ${w.answered} (twice ${w.answered_twice}, handled twice ${w.handled_twice}), failed with a logged code ${w.failed_with_code}, lost in a crash/fatal ${w.lost_in_crash}, never answered ${w.never_answered}, not acknowledged ${w.not_acknowledged}; retried ${w.retried}, acks lost ${w.acks_lost}, redelivered after ack ${w.redelivered_after_ack}, repeats dropped ${w.repeats_dropped}; op 13 answered ${w.validations.answered} (+${w.validations.unreachable} unreachable); refused with the right status: ${refused}; resets ${w.resets_sent}; ack->answer max ${w.answer_max_ms ?? '-'} ms; cut max ${w.cut_max_ms ?? '-'} ms; refusals logged ${table(w.refusals_logged)}; listener probes ${w.listener_probes}; fake protocol violations ${w.fake_violations}`,
     );
   }
   out.push(`  log codes: ${table(s.log_codes)}`);

@@ -100,6 +100,14 @@ interface WhMessage {
   ackedAt: number | null;
   /** Send requests for its reply the fake saw, accepted or not. */
   sendAttempts: number;
+  /** Repeats that reached the gateway after the event was taken: each must be dropped. */
+  repeats: number;
+  /** When the last repeat was acknowledged (epoch ms). */
+  repeatAt: number;
+  /** `duplicate event dropped` lines the gateway logged for the event. */
+  dropped: number;
+  /** When the first attempt was sent (epoch ms). */
+  sentAt: number;
   /** msg_seq values of those requests: more than one means the handler ran more than once. */
   seqs: Set<number>;
   /** Acknowledged, then its process died before answering. */
@@ -120,8 +128,10 @@ export interface WhStats {
   acknowledged: number;
   answered: number;
   answered_twice: number;
-  /** Replies with more than one msg_seq: the event was handled more than once. */
+  /** Replies with more than one msg_seq, or a repeat not dropped: handled more than once. */
   handled_twice: number;
+  /** Repeats (lost ack, redelivery after the ack) dropped by the dedupe. */
+  repeats_dropped: number;
   failed_with_code: number;
   lost_in_crash: number;
   never_answered: number;
@@ -155,6 +165,8 @@ export class WebhookLane {
   private readonly refusalsLogged: Record<string, number> = {};
   private readonly inflight = new Set<Promise<void>>();
   private readonly processStarts = new Map<number, number>();
+  /** When each gateway process ended (epoch ms). */
+  private readonly ends: number[] = [];
   private readonly tokenlessReported = new Set<number>();
   private probe: Promise<void> | null = null;
   private lastProbeAt = 0;
@@ -257,6 +269,10 @@ export class WebhookLane {
       ackedAt: null,
       sendAttempts: 0,
       seqs: new Set(),
+      repeats: 0,
+      repeatAt: 0,
+      dropped: 0,
+      sentAt: Date.now(),
       inCrash: false,
       crashAttempts: new Set(),
     });
@@ -264,7 +280,13 @@ export class WebhookLane {
     this.track(
       this.fake.webhook.deliverRecord(prepared).then((record) => {
         const message = this.messages.get(msgId);
-        if (record.acked && message !== undefined) message.ackedAt = Date.now();
+        if (!record.acked || message === undefined) return;
+        message.ackedAt = Date.now();
+        // An earlier attempt whose ack was lost reached the gateway: this one is a repeat.
+        if (record.attempts.some((a) => a.lost !== undefined)) {
+          message.repeats += 1;
+          message.repeatAt = message.ackedAt;
+        }
       }),
     );
   }
@@ -319,6 +341,10 @@ export class WebhookLane {
     const eventId = typeof line.event_id === 'string' ? line.event_id : null;
     if (eventId === null || !eventId.startsWith(`${WH_INSTANCE}:`)) return;
     const id = eventId.slice(WH_INSTANCE.length + 1);
+    if (line.msg === 'duplicate event dropped') {
+      const repeated = this.messages.get(id);
+      if (repeated !== undefined) repeated.dropped += 1;
+    }
     if (this.forbidden.has(id)) {
       this.violations.add(
         'forged',
@@ -396,8 +422,9 @@ export class WebhookLane {
    * has no resume point); an attempt in flight may have been acknowledged by it.
    */
   processEnded(how: ProcessEnd): void {
-    if (how !== 'kill9' && how !== 'fatal' && how !== 'unexpected') return;
     const now = Date.now();
+    this.ends.push(now);
+    if (how !== 'kill9' && how !== 'fatal' && how !== 'unexpected') return;
     for (const m of this.messages.values()) {
       if (m.replies.length > 0) continue;
       if (!m.record.acked) m.crashAttempts.add(m.record.attempts.length);
@@ -431,7 +458,13 @@ export class WebhookLane {
         if (acked.length === 0) return 'no acknowledged callback yet';
         const original = acked[Math.floor(fault.pick * acked.length)]!;
         this.redelivered += 1;
-        this.track(fake.webhook.redeliver(original.record).then(() => undefined));
+        this.track(
+          fake.webhook.redeliver(original.record).then((repeat) => {
+            if (!repeat.acked) return;
+            original.repeats += 1;
+            original.repeatAt = Date.now();
+          }),
+        );
         return null;
       }
       case 'wh_validation':
@@ -673,8 +706,27 @@ export class WebhookLane {
     return n;
   }
 
+  /**
+   * A repeat of an event the gateway already took (a retry after a lost ack, a redelivery
+   * after the ack) must be dropped by the dedupe, not handled again (the platform's msg_seq
+   * dedupe would hide a second reply). Only judged when no process ended between the first
+   * attempt and the last repeat: one that died before answering leaves it to be handled.
+   */
+  private undropped(m: WhMessage): boolean {
+    if (m.repeats === 0 || m.dropped >= m.repeats || m.replies.length === 0) return false;
+    return !this.ends.some((end) => end >= m.sentAt && end <= m.repeatAt);
+  }
+
   /** End of run: every acknowledged callback accounted for. */
   finalChecks(now: number): void {
+    for (const m of this.messages.values()) {
+      if (!this.undropped(m)) continue;
+      this.violations.add(
+        'duplicate',
+        `${WH_INSTANCE}: ${m.msgId} reached the gateway ${m.repeats + 1} times and was dropped as a duplicate ${m.dropped} times: handled more than once`,
+        this.runTime(now),
+      );
+    }
     for (const m of this.messages.values()) {
       if (!this.owed(m)) continue;
       this.violations.add(
@@ -694,7 +746,8 @@ export class WebhookLane {
       acknowledged: acked.length,
       answered: list.filter((m) => m.replies.length > 0).length,
       answered_twice: list.filter((m) => m.replies.length > 1).length,
-      handled_twice: list.filter((m) => m.seqs.size > 1).length,
+      handled_twice: list.filter((m) => m.seqs.size > 1 || this.undropped(m)).length,
+      repeats_dropped: list.reduce((n, m) => n + Math.min(m.dropped, m.repeats), 0),
       failed_with_code: list.filter((m) => m.replies.length === 0 && m.failedCode !== null).length,
       lost_in_crash: unanswered.filter((m) => !this.owed(m)).length,
       never_answered: unanswered.filter((m) => this.owed(m)).length,

@@ -283,9 +283,7 @@ export class FakeWebhook {
     this.callbacks.push(record);
     for (let attempt = 1; attempt <= this.retry.attempts; attempt += 1) {
       const headers = signed ?? this.signedHeaders(record.body);
-      const lose = this.loseAnswers > 0;
-      if (lose) this.loseAnswers -= 1;
-      const answer = await this.post({ body: record.body, headers }, lose);
+      const answer = await this.post({ body: record.body, headers }, true);
       record.attempts.push(answer);
       if (answer.status >= 200 && answer.status < 300) {
         record.acked = true;
@@ -298,8 +296,12 @@ export class FakeWebhook {
     return record;
   }
 
-  /** One request; `lose`: the answer is cut off as it arrives (recorded as `lost`). */
-  private post(callback: RawCallback, lose = false): Promise<CallbackAttempt> {
+  /**
+   * One request. `mayLose`: a callback attempt, whose answer is cut off as it arrives (and
+   * recorded as `lost`) while {@link loseAnswers} is above zero; an attempt that gets no
+   * answer at all leaves it for the next.
+   */
+  private post(callback: RawCallback, mayLose = false): Promise<CallbackAttempt> {
     const target = this.target;
     if (target === null) throw new Error('fake webhook: no target URL set');
     const url = new URL(target);
@@ -314,7 +316,8 @@ export class FakeWebhook {
           timeout: this.attemptTimeoutMs,
         },
         (res) => {
-          if (lose) {
+          if (mayLose && this.loseAnswers > 0) {
+            this.loseAnswers -= 1;
             resolve({ status: 0, body: '', lost: res.statusCode ?? 0 });
             res.socket.destroy();
             return;
