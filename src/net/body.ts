@@ -4,7 +4,8 @@ import type { IncomingMessage } from 'node:http';
 /**
  * Reads a request body up to `max` bytes. Beyond that the rest is read and discarded (so the
  * client gets its 413 instead of a reset) and `null` is returned; the server's request
- * timeout bounds how long a client can keep sending.
+ * timeout bounds how long a client can keep sending. Rejects when the request ends before its
+ * body is complete (the client went away, or the server destroyed it).
  */
 export function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
@@ -24,5 +25,10 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer | nu
     });
     req.on('end', () => resolve(tooLarge ? null : Buffer.concat(chunks)));
     req.on('error', reject);
+    // Destroyed without an error (the server cut it: a request timeout) there is no 'error'
+    // and no 'end': without this the read, and whoever waits for it, would wait forever.
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('request closed before its body was complete'));
+    });
   });
 }

@@ -1,6 +1,7 @@
 /**
  * The chaos soak as part of the suite (GitHub issue 6): 45 seconds of faults with a fixed
- * seed against the built gateway (a QQ, a Telegram and a Discord instance in one process), which must
+ * seed against the built gateway (a QQ, a Telegram, a Discord and a QQ webhook instance in one
+ * process), which must
  * end with zero invariant violations. The soak
  * runs as its own process (dist/test/chaos/main.js), exactly as `scripts/chaos` runs it.
  */
@@ -8,6 +9,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { runSoakProcess } from '../support/run-soak-process.js';
+import { WEIGHTS } from './schedule.js';
 import type { SoakSummary } from './soak.js';
 
 const ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -60,6 +62,42 @@ await test('chaos soak', async (t) => {
       assert.equal(summary.discord.fake_violations, 0, report);
       assert.ok(summary.discord.zombies_detected > 0, report);
       assert.ok(summary.discord.resumes_accepted > 0, report);
+      // The QQ webhook instance: its faults drawn, every refused request refused with its
+      // status (or unreachable during a restart), nothing refused dispatched (a violation),
+      // every acknowledged callback answered exactly once.
+      // Every webhook kind is drawn (the schedule is the seed's); request faults wait up to 3 s
+      // for a connected instance, so one drawn during a restart may be skipped.
+      const planned = summary.faults.planned;
+      for (const kind of Object.keys(WEIGHTS).filter((k) => k.startsWith('wh_'))) {
+        assert.ok((planned[kind] ?? 0) > 0, `no ${kind} fault was drawn:\n${report}`);
+      }
+      for (const kind of ['wh_forged', 'wh_timestamp', 'wh_oversized', 'wh_redeliver']) {
+        assert.ok((injected[kind] ?? 0) > 0, `no ${kind} fault was injected:\n${report}`);
+      }
+      assert.ok((injected.wh_token_fault ?? 0) + (injected.wh_send_fault ?? 0) > 0, report);
+      const wh = summary.webhook;
+      assert.ok(wh !== null, report);
+      assert.ok(wh.answered > 30, report);
+      assert.equal(wh.never_answered, 0, report);
+      assert.equal(wh.answered_twice, 0, report);
+      assert.equal(wh.handled_twice, 0, report);
+      assert.equal(wh.fake_violations, 0, report);
+      assert.ok(wh.retried > 0 && wh.acks_lost + wh.redelivered_after_ack > 0, report);
+      if ((injected.wh_validation ?? 0) > 0) {
+        // A wrong op 13 answer is the fake's violation; here: one was answered at all.
+        assert.ok(wh.validations.answered + wh.validations.unreachable > 0, report);
+      }
+      const forged = wh.rejections.forged;
+      assert.ok(forged !== undefined && forged.sent > 0, report);
+      assert.equal(forged.rejected, forged.sent - forged.unreachable, report);
+      assert.ok(forged.rejected > 0, report);
+      // Each refused signature is logged at warn with its code.
+      assert.ok((wh.refusals_logged.GW_ERR_QQ_WEBHOOK_SIGNATURE ?? 0) >= forged.rejected, report);
+      for (const [kind, count] of Object.entries(wh.rejections)) {
+        assert.equal(count.rejected + count.unreachable, count.sent, `${kind}:\n${report}`);
+      }
+      // A hung or trickled body injected is cut (408) in time (a violation otherwise).
+      if ((injected.wh_slow ?? 0) > 0) assert.ok(wh.cut_max_ms !== null, report);
     },
   );
 });

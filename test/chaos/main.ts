@@ -116,6 +116,18 @@ function printSummary(s: SoakSummary): void {
       `  discord: pushed ${d.pushed}, answered ${d.answered} (twice ${d.answered_twice}), failed with a logged code ${d.failed_with_code}, lost in a crash/fatal ${d.lost_in_crash}, lost with a replaced session (not owed) ${d.lost_with_session}, never answered ${d.never_answered}; zombies detected ${d.zombies_detected} (max ${d.zombie_max_ms ?? '-'} ms = ${d.zombie_max_intervals ?? '-'} × the interval); resumes ${d.resumes_accepted}, identifies ${d.identifies_accepted}; fake protocol violations ${d.fake_violations}`,
     );
   }
+  if (s.webhook !== null) {
+    const w = s.webhook;
+    const refused = Object.entries(w.rejections)
+      .map(
+        ([k, r]) =>
+          `${k} ${r.rejected}/${r.sent}${r.unreachable > 0 ? ` (+${r.unreachable} unreachable)` : ''}`,
+      )
+      .join(', ');
+    out.push(
+      `  qq webhook: pushed ${w.pushed}, acknowledged ${w.acknowledged}, answered ${w.answered} (twice ${w.answered_twice}, handled twice ${w.handled_twice}), failed with a logged code ${w.failed_with_code}, lost in a crash/fatal ${w.lost_in_crash}, never answered ${w.never_answered}, not acknowledged ${w.not_acknowledged}; retried ${w.retried}, acks lost ${w.acks_lost}, redelivered after ack ${w.redelivered_after_ack}, repeats dropped ${w.repeats_dropped}; op 13 answered ${w.validations.answered} (+${w.validations.unreachable} unreachable); refused with the right status: ${refused}; resets ${w.resets_sent}; ack->answer max ${w.answer_max_ms ?? '-'} ms; cut max ${w.cut_max_ms ?? '-'} ms; refusals logged ${table(w.refusals_logged)}; listener probes ${w.listener_probes}; fake protocol violations ${w.fake_violations}`,
+    );
+  }
   out.push(`  log codes: ${table(s.log_codes)}`);
   out.push(
     `  invariant violations: ${s.violations.count}${s.violations.count > 0 ? ` (${table(s.violations.by_invariant)})` : ''}`,

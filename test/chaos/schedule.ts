@@ -86,7 +86,22 @@ export type Fault =
   | { kind: 'dc_invalid_session'; resumable: boolean }
   | { kind: 'dc_request_heartbeat'; times: number }
   | { kind: 'dc_resume_refused'; count: number }
-  | { kind: 'dc_send_fault'; faults: DcSendFault[] };
+  | { kind: 'dc_send_fault'; faults: DcSendFault[] }
+  /** QQ webhook instance faults (qq-webhook-lane.ts): requests the ingress must refuse, ... */
+  | { kind: 'wh_forged'; variants: WhForgery[] }
+  | { kind: 'wh_timestamp'; skewS: number }
+  | { kind: 'wh_oversized'; bytes: number; chunked: boolean }
+  | { kind: 'wh_bad_request'; variant: WhBadRequest; pick: number }
+  /** ... callbacks the platform repeats (after an ack, or because the ack was lost) ... */
+  /** `pick` in [0, 1): which of the recent acknowledged callbacks is repeated. */
+  | { kind: 'wh_redeliver'; lostAck: boolean; pick: number }
+  | { kind: 'wh_validation' }
+  /** ... requests that stop mid-body (the request timeout must cut them), or are reset ... */
+  | { kind: 'wh_slow'; end: 'hang' | 'trickle'; sendBytes: number }
+  | { kind: 'wh_reset'; sendBytes: number }
+  /** ... and faults of its token endpoint and of its replies. */
+  | { kind: 'wh_token_fault'; fault: 'http500' | 'timeout' | 'malformed_json'; count: number }
+  | { kind: 'wh_send_fault'; faults: SendFault[] };
 
 /** What a Telegram getUpdates meets (src/fakes/telegram: `fault()`). */
 export type TgPollFault =
@@ -94,11 +109,18 @@ export type TgPollFault =
 /** What a Telegram sendMessage meets: retried (5xx, 429) or uncertain (answer lost). */
 export type TgSendFault = 'server_error' | 'rate_limited' | 'lost_answer';
 
+/** How a forged callback is forged (each must get 401 and never reach the pipeline). */
+export type WhForgery = 'bad_signature' | 'no_signature' | 'wrong_key' | 'body_changed';
+/** Requests the ingress refuses before the signature: 405, 404, and a signed non-JSON 400. */
+export type WhBadRequest = 'method' | 'unknown_path' | 'bad_json' | 'other_appid';
+
 export type FaultKind = Fault['kind'];
 /** The faults of the Telegram instance (telegram-lane.ts injects them). */
 export type TelegramFault = Extract<Fault, { kind: `tg_${string}` }>;
 /** The faults of the Discord instance (discord-lane.ts injects them). */
 export type DiscordFault = Extract<Fault, { kind: `dc_${string}` }>;
+/** The faults of the QQ webhook instance (qq-webhook-lane.ts injects them). */
+export type WebhookFault = Extract<Fault, { kind: `wh_${string}` }>;
 
 /** A fault and when to inject it, in ms from the start of the run. */
 export interface PlannedFault {
@@ -145,6 +167,16 @@ export const WEIGHTS = {
   dc_request_heartbeat: 1,
   dc_resume_refused: 2,
   dc_send_fault: 4,
+  wh_forged: 3,
+  wh_timestamp: 2,
+  wh_oversized: 2,
+  wh_bad_request: 2,
+  wh_redeliver: 3,
+  wh_validation: 1,
+  wh_slow: 2,
+  wh_reset: 1,
+  wh_token_fault: 2,
+  wh_send_fault: 3,
 } as const satisfies Partial<Record<FaultKind, number>>;
 
 type WeightedKind = keyof typeof WEIGHTS;
@@ -299,6 +331,51 @@ export function drawFault(rng: Rng, kind: WeightedKind, maxPayloadBytes: number)
             global_rate_limited: 1,
             lost_answer: 2,
           }),
+        );
+      }
+      return { kind, faults };
+    }
+    case 'wh_forged': {
+      const variants: WhForgery[] = [];
+      for (let i = rng.int(1, 3); i > 0; i--) {
+        variants.push(rng.pick(['bad_signature', 'no_signature', 'wrong_key', 'body_changed']));
+      }
+      return { kind, variants };
+    }
+    case 'wh_timestamp':
+      // Outside the tolerance (qq-webhook-lane.ts: 60 s), stale or in the future.
+      return { kind, skewS: (rng.chance(0.5) ? -1 : 1) * rng.int(61, 7_200) };
+    case 'wh_oversized':
+      return { kind, bytes: rng.int(17 * 1024, 48 * 1024), chunked: rng.chance(0.4) };
+    case 'wh_bad_request':
+      return {
+        kind,
+        variant: rng.weighted({ method: 3, unknown_path: 3, bad_json: 1, other_appid: 1 }),
+        pick: rng.int(0, 11),
+      };
+    case 'wh_redeliver':
+      return { kind, lostAck: rng.chance(0.5), pick: rng.float() };
+    case 'wh_validation':
+      return { kind };
+    case 'wh_slow':
+      return { kind, end: rng.pick(['hang', 'trickle'] as const), sendBytes: rng.int(0, 60) };
+    case 'wh_reset':
+      return { kind, sendBytes: rng.int(1, 60) };
+    case 'wh_token_fault':
+      return {
+        kind,
+        fault: rng.pick(['http500', 'timeout', 'malformed_json'] as const),
+        count: rng.int(1, 3),
+      };
+    case 'wh_send_fault': {
+      // 5xx and 429 on replies; now and then more in a row than send.max_attempts, so that
+      // reply fails with a logged code.
+      const faults: SendFault[] = [];
+      for (let i = rng.chance(0.15) ? 5 : rng.int(1, 3); i > 0; i--) {
+        faults.push(
+          rng.chance(0.6)
+            ? { kind: 'server_error', status: rng.pick([500, 502, 503]) }
+            : { kind: 'rate_limited', retryAfterSec: 0.1, hint: 'header', code: 22009 },
         );
       }
       return { kind, faults };

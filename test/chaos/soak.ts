@@ -1,6 +1,7 @@
 /**
  * The chaos soak (GitHub issue 6): the built gateway CLI, as a real child process with the
- * echo handler, against the fake QQ server in this process, while a seeded schedule injects
+ * echo handler, against the fake QQ server in this process (and the Telegram, Discord and QQ
+ * webhook instances' fakes: telegram-lane.ts, discord-lane.ts, qq-webhook-lane.ts), while a seeded schedule injects
  * a fault every few hundred milliseconds and messages flow in continuously. Invariants are
  * checked as the run goes; `runSoak` resolves with the summary (violations included) and
  * leaves nothing behind: the gateway is killed, the fake closed, every timer cleared.
@@ -26,6 +27,7 @@ import {
   type PlannedFault,
   type DiscordFault,
   type TelegramFault,
+  type WebhookFault,
 } from './schedule.js';
 import {
   ConnectionTruth,
@@ -37,6 +39,7 @@ import { sandboxEnv } from '../support/spawn-gateway.js';
 import { DiscordLane, DC_BUG_CODES, DC_TIMINGS, type DcStats } from './discord-lane.js';
 import { StallMeter } from './stall.js';
 import { TelegramLane, TG_BUG_CODES, type TgStats } from './telegram-lane.js';
+import { WebhookLane, WH_BUG_CODES, WH_INSTANCE, type WhStats } from './qq-webhook-lane.js';
 import { Violations, formatRunTime, type Violation } from './violations.js';
 
 export interface SoakOptions {
@@ -124,6 +127,7 @@ const BUG_CODES = new Set([
   'GW_ERR_QQ_PROTOCOL_ERROR',
   ...TG_BUG_CODES,
   ...DC_BUG_CODES,
+  ...WH_BUG_CODES,
 ]);
 
 export interface Bounds extends TruthBounds {
@@ -222,6 +226,8 @@ export interface SoakSummary {
   telegram: TgStats | null;
   /** The Discord instance beside them (discord-lane.ts). */
   discord: DcStats | null;
+  /** The QQ webhook instance beside them (qq-webhook-lane.ts). */
+  webhook: WhStats | null;
   violations: { count: number; by_invariant: Record<string, number>; first: Violation[] };
 }
 
@@ -249,6 +255,8 @@ class Soak {
   private readonly tgRng: Rng;
   private dc: DiscordLane | null = null;
   private readonly dcRng: Rng;
+  private wh: WebhookLane | null = null;
+  private readonly whRng: Rng;
   private dir = '';
   private stateDir = '';
   private statePath = '';
@@ -319,6 +327,7 @@ class Soak {
     this.restartRng = rng.fork('restarts');
     this.tgRng = rng.fork('telegram');
     this.dcRng = rng.fork('discord');
+    this.whRng = rng.fork('webhook');
     const runTime = (epochMs: number): number => epochMs - this.t0;
     this.stall = new StallMeter(options.stateOn === 'disk');
     this.truth = new ConnectionTruth(this.violations, this.bounds, runTime, () =>
@@ -364,14 +373,23 @@ class Soak {
       () => this.stall.read(),
       () => this.livePid,
     );
-    await this.writeConfig(this.fake, this.tg, this.dc);
+    this.wh = await WebhookLane.start(
+      this.violations,
+      (epochMs) => epochMs - this.t0,
+      () => this.stall.read(),
+      () => this.livePid,
+      () => this.watcher?.last?.doc,
+    );
+    await this.writeConfig(this.fake, this.tg, this.dc, this.wh);
     const tgToken = this.tg.fake.token;
     const dcToken = this.dc.token;
+    const wh = this.wh;
     this.watcher = new StateFileWatcher(this.statePath, this.violations, () => [
       CLIENT_SECRET,
       this.fake?.currentToken ?? '',
       tgToken,
       dcToken,
+      ...wh.secrets(),
     ]);
     this.intervals.push(setInterval(() => this.poll(), 10));
     this.intervals.push(setInterval(() => this.tick(), 100));
@@ -401,6 +419,7 @@ class Soak {
       this.messageLoop(),
       this.telegramLoop(),
       this.discordLoop(),
+      this.webhookLoop(),
       this.quietLoop(),
     ]);
     await this.sleepUntil(options.durationMs);
@@ -424,6 +443,7 @@ class Soak {
     if (this.fake !== null) await this.fake.close();
     await this.tg?.close();
     await this.dc?.close();
+    await this.wh?.close();
     if (this.stateDir.startsWith('/dev/shm/')) {
       await rm(this.stateDir, { recursive: true, force: true });
     }
@@ -440,7 +460,12 @@ class Soak {
 
   // ---- setup -------------------------------------------------------------------------------
 
-  private async writeConfig(fake: FakeQQServer, tg: TelegramLane, dc: DiscordLane): Promise<void> {
+  private async writeConfig(
+    fake: FakeQQServer,
+    tg: TelegramLane,
+    dc: DiscordLane,
+    wh: WebhookLane,
+  ): Promise<void> {
     const t = GATEWAY_TIMINGS;
     this.dir = await mkdtemp(join(tmpdir(), 'hermes-chaos-'));
     this.stateDir =
@@ -489,6 +514,7 @@ class Soak {
         },
         telegram: tg.config(),
         discord: dc.config(),
+        [WH_INSTANCE]: wh.config(),
       },
     };
     await writeFile(this.configPath, stringify(config), { mode: 0o600 });
@@ -496,6 +522,7 @@ class Soak {
       CHAOS_QQ_SECRET: CLIENT_SECRET,
       ...tg.env,
       ...dc.env,
+      ...wh.env,
     });
     this.env = env;
   }
@@ -636,6 +663,7 @@ class Soak {
     );
     this.gateway = gateway;
     this.gatewayLogs.set(gateway.pid, []);
+    this.wh?.processStarted(gateway.pid);
     this.trace(`gateway started: pid ${gateway.pid} (${this.restartCause})`);
     this.processes.push({
       pid: gateway.pid,
@@ -660,6 +688,7 @@ class Soak {
   private onLogLine(line: LogLine): void {
     this.tg?.onLogLine(line);
     this.dc?.onLogLine(line);
+    this.wh?.onLogLine(line);
     const code = typeof line.code === 'string' ? line.code : null;
     if (code !== null) {
       this.logCodes[code] = (this.logCodes[code] ?? 0) + 1;
@@ -739,6 +768,7 @@ class Soak {
     this.truth.processEnded(gateway.pid);
     this.tg?.processEnded(how);
     this.dc?.processEnded(how);
+    this.wh?.processEnded(how);
     this.ledger.processEnded(gateway.pid, exit.at, how);
     if (this.credentialsRevoked) {
       this.credentialsRevoked = false;
@@ -850,6 +880,15 @@ class Soak {
     }
   }
 
+  /** QQ webhook users write every few hundred ms: the fake posts their signed callbacks. */
+  private async webhookLoop(): Promise<void> {
+    const stopAt = this.options.durationMs - 1_500;
+    while (!this.signal.aborted && this.now() < stopAt) {
+      this.wh?.push(this.whRng);
+      await delay(this.whRng.int(200, 600), undefined, { signal: this.signal });
+    }
+  }
+
   /** Discord users write every few hundred ms, through restarts and faults alike. */
   private async discordLoop(): Promise<void> {
     const stopAt = this.options.durationMs - 1_500;
@@ -869,6 +908,7 @@ class Soak {
     fake.setGatewayFault('none', 0);
     this.tg?.quiet();
     this.dc?.quiet();
+    this.wh?.quiet();
     this.options.progress(`${formatRunTime(this.now())} faults stopped: quiet period`);
     const deadline = this.quietAt + this.bounds.recoveryMs;
     const stall0 = this.stall.read();
@@ -880,7 +920,8 @@ class Soak {
         doc.pid === this.livePid &&
         doc.platforms.qqbot?.state === 'connected' &&
         doc.platforms.telegram?.state === 'connected' &&
-        DiscordLane.connected(doc);
+        DiscordLane.connected(doc) &&
+        WebhookLane.connected(doc);
       if (connected) {
         this.recoveredAt = Date.now();
         return;
@@ -889,7 +930,7 @@ class Soak {
       if (Date.now() > deadline + credit) {
         this.violations.add(
           'recovery',
-          `not connected ${this.bounds.recoveryMs} ms + ${Math.round(credit)} ms of machine stall after the faults stopped (fake: ${this.truth.upConn === null ? 'no live session' : 'session up'}, state file: qqbot ${doc?.platforms.qqbot?.state ?? 'none'}, telegram ${doc?.platforms.telegram?.state ?? 'none'}, discord ${doc?.platforms.discord?.state ?? 'none'}, pid ${doc?.pid ?? '?'} vs live ${this.livePid ?? 'none'})`,
+          `not connected ${this.bounds.recoveryMs} ms + ${Math.round(credit)} ms of machine stall after the faults stopped (fake: ${this.truth.upConn === null ? 'no live session' : 'session up'}, state file: qqbot ${doc?.platforms.qqbot?.state ?? 'none'}, telegram ${doc?.platforms.telegram?.state ?? 'none'}, discord ${doc?.platforms.discord?.state ?? 'none'}, ${WH_INSTANCE} ${doc?.platforms[WH_INSTANCE]?.state ?? 'none'}, pid ${doc?.pid ?? '?'} vs live ${this.livePid ?? 'none'})`,
         );
         return;
       }
@@ -907,7 +948,8 @@ class Soak {
       if (
         this.ledger.pendingFor(pid) === 0 &&
         (this.tg?.pending() ?? 0) === 0 &&
-        (this.dc?.pending() ?? 0) === 0
+        (this.dc?.pending() ?? 0) === 0 &&
+        (this.wh?.pending() ?? 0) === 0
       )
         return;
       await delay(25, undefined, { signal: this.signal });
@@ -969,6 +1011,10 @@ class Soak {
     // Discord faults hit its fake: the live connection, or the next sends.
     if (isDiscordFault(fault)) {
       return this.dc === null ? 'no discord instance' : this.dc.inject(fault);
+    }
+    // Webhook faults: requests to the gateway's inbound server, or scripted on its fake.
+    if (isWebhookFault(fault)) {
+      return this.wh === null ? 'no webhook instance' : this.wh.inject(fault);
     }
     const fake = this.fake!;
     const { closeMs, silentMs, surviveMs } = this.bounds;
@@ -1155,6 +1201,7 @@ class Soak {
     this.truth.sample(sample, pid);
     this.tg?.sample(sample.doc, sample.at);
     this.dc?.sample(sample.doc, sample.at);
+    this.wh?.sample(sample.doc, sample.at);
     // A live process whose adapter (or gateway) has ended must exit within the bound.
     const { doc } = sample;
     const qq = doc.platforms?.qqbot?.state;
@@ -1289,6 +1336,7 @@ class Soak {
     this.truth.tick((pid) => `pid ${pid}`);
     this.tg?.finalChecks(Date.now());
     this.dc?.finalChecks(Date.now());
+    this.wh?.finalChecks(Date.now());
   }
 
   // ---- helpers -----------------------------------------------------------------------------
@@ -1370,6 +1418,7 @@ class Soak {
       fake_violations: this.fakeViolations,
       telegram: this.tg?.stats() ?? null,
       discord: this.dc?.stats() ?? null,
+      webhook: this.wh?.stats() ?? null,
       violations: {
         count: this.violations.count,
         by_invariant: this.violations.byInvariant(),
@@ -1422,6 +1471,24 @@ function faultDetail(fault: Fault): string {
     case 'dc_op_reconnect':
     case 'dc_request_heartbeat':
       return fault.kind;
+    case 'wh_forged':
+      return `${fault.kind}:${fault.variants.join('+')}`;
+    case 'wh_timestamp':
+      return `${fault.kind}:${fault.skewS < 0 ? 'stale' : 'future'}`;
+    case 'wh_oversized':
+      return `${fault.kind}:${fault.chunked ? 'chunked' : 'declared'}`;
+    case 'wh_bad_request':
+      return `${fault.kind}:${fault.variant}`;
+    case 'wh_redeliver':
+      return `${fault.kind}:${fault.lostAck ? 'ack_lost' : 'after_ack'}`;
+    case 'wh_slow':
+      return `${fault.kind}:${fault.end}`;
+    case 'wh_token_fault':
+      return `${fault.kind}:${fault.fault}`;
+    case 'wh_send_fault':
+      return `${fault.kind}:${fault.faults.length > GATEWAY_TIMINGS.sendMaxAttempts ? 'over_max_attempts' : 'retried'}`;
+    case 'wh_validation':
+    case 'wh_reset':
     case 'token_rejected':
     case 'kill9':
     case 'tcp_reset':
@@ -1439,6 +1506,10 @@ function isTelegramFault(fault: Fault): fault is TelegramFault {
 
 function isDiscordFault(fault: Fault): fault is DiscordFault {
   return fault.kind.startsWith('dc_');
+}
+
+function isWebhookFault(fault: Fault): fault is WebhookFault {
+  return fault.kind.startsWith('wh_');
 }
 
 function describe(err: unknown): string {

@@ -192,6 +192,39 @@ await test('the server answers 404, 405, 413 and 408 itself, counts them and cal
   );
 });
 
+await test('a request cut by the request timeout (408) is over: closing the route does not wait for it', async (t) => {
+  // The close grace is long: a request left in flight after its 408 would hold the close
+  // (and the adapter's stop, and a shutdown) for all of it.
+  const hub = new IngressHub({ metrics: createMetrics(), env: {}, closeGraceMs: 600_000 });
+  t.after(() => hub.close());
+  const { spec } = fixture();
+  const route = await hub.register(spec('qq', '/hook', { requestTimeoutMs: 200 }));
+  const at = route.address;
+  if (at.kind !== 'tcp') throw new Error('tcp expected');
+  for (const end of ['hang', 'trickle'] as const) {
+    const slow = await within(
+      new Promise<string>((resolve, reject) => {
+        let trickle: NodeJS.Timeout | undefined;
+        const socket = connect(at.port, at.host, () => {
+          socket.write('POST /hook HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"op":');
+          if (end === 'trickle') trickle = setInterval(() => socket.write(' '), 20);
+        });
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString()));
+        socket.on('close', () => {
+          clearInterval(trickle);
+          resolve(text);
+        });
+        socket.on('error', reject);
+      }),
+      10_000,
+      `the 408 of a ${end} body`,
+    );
+    assert.match(slow, /^HTTP\/1\.1 408 /);
+  }
+  await within(route.close(), 10_000, 'the route closing after its requests were cut');
+});
+
 await test('a handler answers when it is done; a closing route answers 503 and waits for it', async (t) => {
   const { hub, spec } = fixture();
   t.after(() => hub.close());

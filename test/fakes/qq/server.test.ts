@@ -4,6 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -696,3 +698,77 @@ await test(
     await closeOf(client);
   },
 );
+
+// ---- webhook side: what the chaos soak's webhook lane uses ----------------------------------
+
+/** A bot stand-in: answers 200 op 12 to a whole body, 408 to one that stops for 150 ms. */
+async function webhookBot(t: TestContext): Promise<{ url: string; aborted: () => number }> {
+  let aborted = 0;
+  const server = createServer((req, res) => {
+    const cut = setTimeout(() => {
+      res.writeHead(408, { connection: 'close' }).end();
+      res.once('finish', () => req.destroy());
+    }, 150);
+    req.on('error', () => {
+      clearTimeout(cut);
+      aborted += 1;
+    });
+    req.resume();
+    req.on('end', () => {
+      clearTimeout(cut);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"op":12,"d":0}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/qqbot/test`, aborted: () => aborted };
+}
+
+await test('webhook: a lost answer is recorded as lost and the callback retried', T, async (t) => {
+  const fake = await startFake(t);
+  fake.webhook.target = (await webhookBot(t)).url;
+  fake.webhook.retry = { attempts: 3, delayMs: 10 };
+  fake.webhook.loseAnswers = 1;
+  const record = await fake.webhook.dispatch('C2C_MESSAGE_CREATE', { id: 'm-1' });
+  assert.deepEqual(record.attempts, [
+    { status: 0, body: '', lost: 200 },
+    { status: 200, body: '{"op":12,"d":0}' },
+  ]);
+  assert.equal(record.acked, true);
+  assert.equal(fake.webhook.loseAnswers, 0);
+});
+
+await test('webhook: partial requests hang, trickle or are reset mid-body', T, async (t) => {
+  const fake = await startFake(t);
+  const bot = await webhookBot(t);
+  fake.webhook.target = bot.url;
+  const body = JSON.stringify({ op: 0, d: { id: 'm-2' } });
+  const headers = fake.webhook.signedHeaders(body);
+  const hang = await fake.webhook.partial({ body, headers }, 5, 'hang', 5_000);
+  assert.equal(hang.status, 408);
+  const trickle = await fake.webhook.partial({ body, headers }, 5, 'trickle', 5_000, 20);
+  assert.equal(trickle.status, 408);
+  const reset = await fake.webhook.partial({ body, headers }, 5, 'reset', 5_000);
+  assert.equal(reset.status, 0);
+  await within(
+    (async () => {
+      while (bot.aborted() < 1) await sleep(10);
+    })(),
+    5_000,
+    'the bot to see the reset request aborted',
+  );
+});
+
+await test('webhook: forged headers carry a signature of another key', T, async (t) => {
+  const fake = await startFake(t);
+  const body = '{"op":0}';
+  const real = fake.webhook.signedHeaders(body);
+  const forged = fake.webhook.forgedHeaders(body, 'another-secret-entirely-0000');
+  assert.match(forged['x-signature-ed25519']!, /^[0-9a-f]{128}$/);
+  assert.notEqual(forged['x-signature-ed25519'], real['x-signature-ed25519']);
+  assert.equal(forged['x-bot-appid'], fake.settings.appId);
+});
