@@ -88,6 +88,8 @@ export class Connection {
   private helloTimer: NodeJS.Timeout | null = null;
   private lastDispatchSentAt: number | null = null;
   private lastSeqSent: number | null;
+  /** Whether the previous heartbeat carried a seq older than a dispatch sent 200 ms before it. */
+  private behindBefore = false;
   /** Stops ACKing heartbeats (zombie) when true. */
   stopAcks = false;
   /** Ignores the client and sends nothing (half-open link). */
@@ -219,10 +221,15 @@ export class Connection {
 
   private onHeartbeat(d: unknown): void {
     this.host.records.heartbeats.push({ d, at: Date.now() });
-    const stale =
+    const behind =
       this.lastDispatchSentAt !== null &&
       Date.now() - this.lastDispatchSentAt > 200 &&
       (d === null || (typeof d === 'number' && this.lastSeqSent !== null && d < this.lastSeqSent));
+    // One heartbeat behind is what a client whose loop stalled sends: its timer fires before
+    // it reads the frames that arrived meanwhile. Two in a row is a client that does not
+    // track the seq.
+    const stale = behind && this.behindBefore;
+    this.behindBefore = behind;
     if (!(d === null || Number.isInteger(d)) || stale) {
       this.host.violation(
         'heartbeat-without-seq',
