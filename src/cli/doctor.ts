@@ -20,7 +20,7 @@ import { loadSdNotify } from '../systemd/notify.js';
 import { capture, systemctlUser } from '../systemd/systemctl.js';
 import { HolderLock } from '../util/holder-lock.js';
 import { isSameProcessAlive } from '../util/proc.js';
-import type { CommandContext } from './context.js';
+import type { PlatformRegistry } from '../adapters/platform.js';
 import type { CliIo } from './io.js';
 import { candidateStatePaths, staleUnitWarning } from './status.js';
 
@@ -66,7 +66,7 @@ interface DoctorContext {
   unit: string;
   /** The loaded config, or the reason it did not load. */
   loaded: LoadedConfig | GatewayError;
-  registry: CommandContext['registry'];
+  registry: PlatformRegistry;
 }
 
 function result(
@@ -408,7 +408,7 @@ function loadForDoctor(ctx: Omit<DoctorContext, 'loaded'>): LoadedConfig | Gatew
 /** Runs every check; resolves with the report (a check that throws is reported as failed). */
 export async function runDoctor(
   options: DoctorOptions,
-  registry: CommandContext['registry'],
+  registry: PlatformRegistry,
   env: NodeJS.ProcessEnv,
 ): Promise<DoctorReport> {
   const base = {
@@ -434,7 +434,7 @@ export async function runDoctor(
 /** `doctor [-c CONFIG] [--unit NAME] [--json]`: prints the report; resolves with the exit code. */
 export async function doctorCommand(
   opts: { config?: string; unit: string; json?: boolean },
-  registry: CommandContext['registry'],
+  registry: PlatformRegistry,
   io: CliIo,
 ): Promise<number> {
   const report = await runDoctor(opts, registry, io.env);

@@ -1,9 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { PlatformRegistry } from '../adapters/platform.js';
-import { defaultRegistry } from '../adapters/registry.js';
+import { defaultRegistry, registryForPlatforms } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
 import { INSTANCE_NAME } from '../config/instances.js';
-import type { CommandContext } from './context.js';
+import type { CommandContext, PlatformSource } from './context.js';
 import { DEMO_CHOICES } from './demo-platforms.js';
 import { processIo, type CliIo } from './io.js';
 import type { SendOptions } from './send.js';
@@ -11,8 +11,21 @@ import type { InstallCliOptions } from './service.js';
 import { DEFAULT_UNIT } from '../systemd/install.js';
 
 export interface CliDeps {
+  /** Every platform the CLI knows (tests add their own); default: the shipped ones, loaded as needed. */
   registry?: PlatformRegistry;
   io?: CliIo;
+}
+
+/** The shipped platforms, each loaded when a command needs it (src/adapters/registry.ts). */
+const SHIPPED_PLATFORMS: PlatformSource = {
+  all: defaultRegistry,
+  forPlatforms: registryForPlatforms,
+};
+
+/** A registry given whole (tests' extra platforms): every command gets all of it. */
+function givenPlatforms(registry: PlatformRegistry): PlatformSource {
+  const all = (): Promise<PlatformRegistry> => Promise.resolve(registry);
+  return { all, forPlatforms: all };
 }
 
 /** What `logs --priority` takes besides 0-7 (journalctl's names). */
@@ -79,7 +92,7 @@ export function buildProgram(ctx: CommandContext): Command {
           return;
         }
         const { statusCommand } = await import('./status.js');
-        result.code = await statusCommand(opts, registry, io);
+        result.code = await statusCommand(opts, await registry.all(), io);
       },
     );
 
@@ -100,7 +113,7 @@ export function buildProgram(ctx: CommandContext): Command {
     )
     .action(async (opts: { config?: string; probe?: boolean; strict?: boolean }) => {
       const { checkCommand } = await import('./check.js');
-      result.code = await checkCommand(opts, registry, io);
+      result.code = await checkCommand(opts, await registry.all(), io);
     });
 
   program
@@ -229,7 +242,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .option('--json', 'print a JSON report')
     .action(async (opts: { config?: string; unit: string; json?: boolean }) => {
       const { doctorCommand } = await import('./doctor.js');
-      result.code = await doctorCommand(opts, registry, io);
+      result.code = await doctorCommand(opts, await registry.all(), io);
     });
 
   return program;
@@ -240,7 +253,7 @@ const VERSION = '0.1.0';
 /** Parses argv (as process.argv) and runs the command; resolves with the exit code. */
 export async function runCli(argv: string[], deps: CliDeps = {}): Promise<number> {
   const io = deps.io ?? processIo;
-  const registry = deps.registry ?? defaultRegistry();
+  const registry = deps.registry ? givenPlatforms(deps.registry) : SHIPPED_PLATFORMS;
   const result = { code: EXIT.OK as number };
   const program = buildProgram({ registry, io, result });
   try {

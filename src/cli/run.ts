@@ -1,4 +1,6 @@
 import type { PlatformRegistry } from '../adapters/platform.js';
+import type { PlatformSource } from './context.js';
+import { readConfigDocument } from '../config/read.js';
 import {
   enabledPlatforms,
   loadConfig,
@@ -93,7 +95,7 @@ async function claimStateFile(path: string): Promise<HolderLock> {
 /** `hermes-gateway run`: resolves with the process exit code once the gateway has ended. */
 export async function runGateway(
   options: RunOptions,
-  registry: PlatformRegistry,
+  platforms: PlatformSource,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   // Before the config is read: the default format (`auto`), so a config error reaches the
@@ -114,22 +116,37 @@ export async function runGateway(
     return exitCodeFor(error);
   }
   try {
-    return await runWithStateFile(registry, env, configFile, statePath, bootLog);
+    return await runWithStateFile(platforms, env, configFile, statePath, bootLog);
   } finally {
     await lock.release();
   }
 }
 
+/**
+ * The `platforms:` section of the config as read, to know which platforms to load before
+ * validating; undefined when the file does not read (loadConfig then reports why).
+ */
+function platformsSection(configFile: string): unknown {
+  try {
+    return readConfigDocument(configFile).platforms;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The rest of `run`, once this process is the state file's one writer. */
 async function runWithStateFile(
-  registry: PlatformRegistry,
+  platforms: PlatformSource,
   env: NodeJS.ProcessEnv,
   configFile: string,
   statePath: string,
   bootLog: Logger,
 ): Promise<number> {
   let loaded: LoadedConfig;
+  let registry: PlatformRegistry;
   try {
+    // Only the platforms the config names are loaded; the full validation follows.
+    registry = await platforms.forPlatforms(platformsSection(configFile));
     loaded = loadConfig(configFile, registry, env);
     checkControlConfig(loaded.config.control, configFile, env);
     if (enabledPlatforms(loaded.config).length === 0) {
