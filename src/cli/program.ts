@@ -1,4 +1,5 @@
-import { Command, CommanderError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import type * as Commander from 'commander';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { defaultRegistry, registryForPlatforms } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
@@ -9,6 +10,13 @@ import { processIo, type CliIo } from './io.js';
 import type { SendOptions } from './send.js';
 import type { InstallCliOptions } from './service.js';
 import { DEFAULT_UNIT } from '../systemd/install.js';
+
+// commander is CommonJS: `import` from an ES module has Node run its export scanner and format
+// check over it on every start; `require` does neither (what metrics.ts does for prom-client).
+const { Command, CommanderError, Option } = createRequire(import.meta.url)(
+  'commander',
+) as typeof Commander;
+type Command = Commander.Command;
 
 export interface CliDeps {
   /** Every platform the CLI knows (tests add their own); default: the shipped ones, loaded as needed. */
