@@ -20,7 +20,6 @@ import { StateStore } from '../state/store.js';
 import { loadNotifier, type Notifier } from '../systemd/notify.js';
 import { createPipeline } from '../handlers/pipeline.js';
 import { checkControlConfig } from '../control/config.js';
-import { createControlServer } from '../control/server.js';
 import { bindStateMetrics, metrics } from '../metrics.js';
 import { credentialClaims, enabledInstances, type Instance } from '../config/instances.js';
 import { acquireCredentialLocks, type CredentialLocks } from '../runner/credential-locks.js';
@@ -276,8 +275,15 @@ async function runInstances(
   });
   bindStateMetrics(store);
   // Started by the runner's READY (the gateway is running); closed after the runner ends.
+  // The server's module is loaded only when the API is configured.
   const control = config.control?.listen
-    ? createControlServer({ config: config.control, adapters, state: store, metrics, log })
+    ? (await import('../control/server.js')).createControlServer({
+        config: config.control,
+        adapters,
+        state: store,
+        metrics,
+        log,
+      })
     : null;
   // Only the control API serves /metrics: without it, the process metrics (and their ~8 MB
   // of modules and timers) would be collected for nobody.

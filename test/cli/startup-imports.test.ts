@@ -90,6 +90,7 @@ await test('run with a QQ-only config and the store off loads only what it runs'
     ['another platform', /\/src\/adapters\/(?!qqbot\/)[^/]+\/index\.js$/],
     ['another command', /\/src\/cli\/(check|status|doctor|demo|service|send|worker)\.js$/],
     ['a fake', /\/src\/fakes\//],
+    ['the control server (no control.listen)', /\/src\/control\/server\.js$/],
   ];
   for (const [what, pattern] of unwanted) {
     assert.deepEqual(matching(loaded, pattern), [], `${what} was loaded`);
