@@ -166,7 +166,7 @@ function checkInvocation(program: Command, args: string[]): string | null {
 }
 
 const program = buildProgram({
-  registry: defaultRegistry(),
+  registry: { all: defaultRegistry, forPlatforms: defaultRegistry },
   io: { out: () => undefined, err: () => undefined, env: {} },
   result: { code: 0 },
 });

@@ -51,7 +51,7 @@ async function start(config: ClientConfig): Promise<void> {
     [SECRET_ENV]: config.clientSecret,
     [TELEGRAM_TOKEN_ENV]: config.token ?? '',
   };
-  const registry = defaultRegistry();
+  const registry = await defaultRegistry();
   const loaded = loadConfig(file, registry, env);
   const log = createLogger({ level: loaded.config.log_level, env: {}, pretty: false });
   const adapters = enabledInstances(loaded.config.platforms, registry).map((i) =>

@@ -9,7 +9,6 @@ import { open, rm, stat } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Command } from 'commander';
 import { credentialClaims, enabledInstances } from '../config/instances.js';
 import { loadConfig, locateConfig, type LoadedConfig } from '../config/load.js';
 import { checkControlConfig } from '../control/config.js';
@@ -21,7 +20,8 @@ import { loadSdNotify } from '../systemd/notify.js';
 import { capture, systemctlUser } from '../systemd/systemctl.js';
 import { HolderLock } from '../util/holder-lock.js';
 import { isSameProcessAlive } from '../util/proc.js';
-import type { CommandContext } from './context.js';
+import type { PlatformRegistry } from '../adapters/platform.js';
+import type { CliIo } from './io.js';
 import { candidateStatePaths, staleUnitWarning } from './status.js';
 
 /** `ok`; `warn`: worth fixing, does not fail the run; `fail`; `skip`: cannot tell here. */
@@ -66,7 +66,7 @@ interface DoctorContext {
   unit: string;
   /** The loaded config, or the reason it did not load. */
   loaded: LoadedConfig | GatewayError;
-  registry: CommandContext['registry'];
+  registry: PlatformRegistry;
 }
 
 function result(
@@ -408,7 +408,7 @@ function loadForDoctor(ctx: Omit<DoctorContext, 'loaded'>): LoadedConfig | Gatew
 /** Runs every check; resolves with the report (a check that throws is reported as failed). */
 export async function runDoctor(
   options: DoctorOptions,
-  registry: CommandContext['registry'],
+  registry: PlatformRegistry,
   env: NodeJS.ProcessEnv,
 ): Promise<DoctorReport> {
   const base = {
@@ -431,32 +431,25 @@ export async function runDoctor(
   return { ok: problems.length === 0, problems, checks };
 }
 
-/** `doctor [-c CONFIG] [--unit NAME] [--json]`. */
-export function registerDoctorCommand(program: Command, ctx: CommandContext): void {
-  const { io, registry, result: exit } = ctx;
-  program
-    .command('doctor')
-    .description(
-      'check what breaks gateways in the field and print a fix for each problem; exit 0 all well, 1 otherwise',
-    )
-    .option('-c, --config <path>', 'config file the service uses')
-    .option('--unit <name>', 'user unit to check', DEFAULT_UNIT)
-    .option('--json', 'print a JSON report')
-    .action(async (opts: { config?: string; unit: string; json?: boolean }) => {
-      const report = await runDoctor(opts, registry, io.env);
-      if (opts.json) {
-        io.out(JSON.stringify(report, null, 2));
-      } else {
-        for (const check of report.checks) {
-          io.out(`${check.status.toUpperCase().padEnd(5)} ${check.id.padEnd(16)} ${check.message}`);
-          if (check.fix) io.out(`${' '.repeat(23)}fix: ${check.fix}`);
-        }
-        io.out(
-          report.ok
-            ? 'all checks passed'
-            : `${report.problems.length} problem(s): ${report.problems.join(', ')}`,
-        );
-      }
-      exit.code = report.ok ? EXIT.OK : 1;
-    });
+/** `doctor [-c CONFIG] [--unit NAME] [--json]`: prints the report; resolves with the exit code. */
+export async function doctorCommand(
+  opts: { config?: string; unit: string; json?: boolean },
+  registry: PlatformRegistry,
+  io: CliIo,
+): Promise<number> {
+  const report = await runDoctor(opts, registry, io.env);
+  if (opts.json) {
+    io.out(JSON.stringify(report, null, 2));
+  } else {
+    for (const check of report.checks) {
+      io.out(`${check.status.toUpperCase().padEnd(5)} ${check.id.padEnd(16)} ${check.message}`);
+      if (check.fix) io.out(`${' '.repeat(23)}fix: ${check.fix}`);
+    }
+    io.out(
+      report.ok
+        ? 'all checks passed'
+        : `${report.problems.length} problem(s): ${report.problems.join(', ')}`,
+    );
+  }
+  return report.ok ? EXIT.OK : 1;
 }

@@ -1,4 +1,6 @@
 import type { PlatformRegistry } from '../adapters/platform.js';
+import type { PlatformSource } from './context.js';
+import { readConfigDocument } from '../config/read.js';
 import {
   enabledPlatforms,
   loadConfig,
@@ -18,7 +20,6 @@ import { StateStore } from '../state/store.js';
 import { loadNotifier, type Notifier } from '../systemd/notify.js';
 import { createPipeline } from '../handlers/pipeline.js';
 import { checkControlConfig } from '../control/config.js';
-import { createControlServer } from '../control/server.js';
 import { bindStateMetrics, metrics } from '../metrics.js';
 import { credentialClaims, enabledInstances, type Instance } from '../config/instances.js';
 import { acquireCredentialLocks, type CredentialLocks } from '../runner/credential-locks.js';
@@ -93,7 +94,7 @@ async function claimStateFile(path: string): Promise<HolderLock> {
 /** `hermes-gateway run`: resolves with the process exit code once the gateway has ended. */
 export async function runGateway(
   options: RunOptions,
-  registry: PlatformRegistry,
+  platforms: PlatformSource,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   // Before the config is read: the default format (`auto`), so a config error reaches the
@@ -114,22 +115,37 @@ export async function runGateway(
     return exitCodeFor(error);
   }
   try {
-    return await runWithStateFile(registry, env, configFile, statePath, bootLog);
+    return await runWithStateFile(platforms, env, configFile, statePath, bootLog);
   } finally {
     await lock.release();
   }
 }
 
+/**
+ * The `platforms:` section of the config as read, to know which platforms to load before
+ * validating; undefined when the file does not read (loadConfig then reports why).
+ */
+function platformsSection(configFile: string): unknown {
+  try {
+    return readConfigDocument(configFile).platforms;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The rest of `run`, once this process is the state file's one writer. */
 async function runWithStateFile(
-  registry: PlatformRegistry,
+  platforms: PlatformSource,
   env: NodeJS.ProcessEnv,
   configFile: string,
   statePath: string,
   bootLog: Logger,
 ): Promise<number> {
   let loaded: LoadedConfig;
+  let registry: PlatformRegistry;
   try {
+    // Only the platforms the config names are loaded; the full validation follows.
+    registry = await platforms.forPlatforms(platformsSection(configFile));
     loaded = loadConfig(configFile, registry, env);
     checkControlConfig(loaded.config.control, configFile, env);
     if (enabledPlatforms(loaded.config).length === 0) {
@@ -259,8 +275,15 @@ async function runInstances(
   });
   bindStateMetrics(store);
   // Started by the runner's READY (the gateway is running); closed after the runner ends.
+  // The server's module is loaded only when the API is configured.
   const control = config.control?.listen
-    ? createControlServer({ config: config.control, adapters, state: store, metrics, log })
+    ? (await import('../control/server.js')).createControlServer({
+        config: config.control,
+        adapters,
+        state: store,
+        metrics,
+        log,
+      })
     : null;
   // Only the control API serves /metrics: without it, the process metrics (and their ~8 MB
   // of modules and timers) would be collected for nobody.

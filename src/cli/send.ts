@@ -1,11 +1,9 @@
-import type { Command } from 'commander';
 import type { ChatType } from '../adapters/contract.js';
 import { locateConfig } from '../config/load.js';
 import { controlRequest } from '../control/client.js';
 import { loadControlConfig } from '../control/config.js';
 import '../control/errors.js';
 import { toGatewayError } from '../errors.js';
-import type { CommandContext } from './context.js';
 import type { CliIo } from './io.js';
 
 /** `send` exit codes: sent; refused by the gateway; usage; gateway not reachable; config. */
@@ -101,26 +99,4 @@ export async function sendCommand(
     io.err(`error ${error.code}: ${error.message}`);
     return SEND_EXIT.UNREACHABLE;
   }
-}
-
-export function registerSendCommand(program: Command, ctx: CommandContext): void {
-  program
-    .command('send')
-    .description(
-      'send a proactive message through the running gateway (needs control.listen); exit 0 sent, 1 refused, 3 gateway not reachable',
-    )
-    .argument(
-      '<target>',
-      'INSTANCE:CHATTYPE:CHAT, INSTANCE a key under platforms:, CHATTYPE one of c2c, group, channel, dm',
-    )
-    .argument('<text...>', 'the message (several words are joined with spaces)')
-    .option('-c, --config <path>', 'config file, to find control.listen and control.token')
-    .option(
-      '--timeout-ms <ms>',
-      'how long to wait for the gateway (default: control.send_timeout_ms + 5 s)',
-    )
-    .option('--json', "print the control API's JSON answer")
-    .action(async (target: string, words: string[], opts: SendOptions) => {
-      ctx.result.code = await sendCommand(target, words, opts, ctx.io);
-    });
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { loadDocument } from '../config/load.js';
@@ -9,7 +8,6 @@ import { createHandler } from '../handlers/create.js';
 import { brokerSchema } from '../handlers/nats/config.js';
 import { LOG_FORMATS, createLogger } from '../log/logger.js';
 import { loadNotifier } from '../systemd/notify.js';
-import type { CommandContext } from './context.js';
 
 /** `worker.yaml`: strict like the gateway's config; `handler:` is any local handler. */
 export const workerConfigSchema = z
@@ -124,16 +122,4 @@ export async function runWorker(configPath: string, env: NodeJS.ProcessEnv): Pro
     process.off('uncaughtException', onException);
     process.off('unhandledRejection', onException);
   }
-}
-
-export function registerWorkerCommand(program: Command, ctx: CommandContext): void {
-  program
-    .command('worker')
-    .description(
-      'run a handler for the events a gateway hands to the NATS broker (docs/scale-out.md)',
-    )
-    .requiredOption('-c, --config <path>', 'worker config file (worker.yaml)')
-    .action(async (opts: { config: string }) => {
-      ctx.result.code = await runWorker(opts.config, ctx.io.env);
-    });
 }

@@ -18,7 +18,9 @@ export const codePointLength: TextMeasure = (text) => {
 /** UTF-16 code units (`String.length`): what Telegram limits. */
 export const utf16Length: TextMeasure = (text) => text.length;
 
-const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+// Made on the first split, not at import: ICU's grapheme rules cost 20-35 ms of CPU, which
+// every start (before READY=1) would pay for a reply that may never be long.
+let segmenter: Intl.Segmenter | undefined;
 
 /**
  * Splits `text` into chunks of at most `max` (in `measure`'s unit), cutting only between
@@ -39,6 +41,7 @@ export function splitText(
     const chunk = text.trimEnd();
     return chunk.trim() === '' ? [] : [chunk];
   }
+  segmenter ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' });
   const clusters = Array.from(segmenter.segment(text), (s) => s.segment);
   const sizes = clusters.map(measure);
   const chunks: string[] = [];

@@ -302,7 +302,7 @@ await test(
 await test('a credential lock held by another process fails; a free one is ok', T, async () => {
   const s = await setup();
   await installCurrentUnit(s);
-  const registry = defaultRegistry();
+  const registry = await defaultRegistry();
   const loaded = loadConfig(s.config, registry, s.env);
   const [claim] = credentialClaims(enabledInstances(loaded.config.platforms, registry));
   assert.ok(claim);
