@@ -1,13 +1,16 @@
 /**
- * The crash soak (GitHub issue 15): the built gateway CLI with the echo handler and two
- * instances, `qqbot` against the fake QQ server and `telegram` against the fake Bot API, each
- * fake sending a steady stream over many chats, while the gateway is killed with SIGKILL at
- * seeded random moments (and stopped with SIGTERM a few times) and restarted 0.5 s after each
- * exit, as systemd's RestartSec would. Both platforms share one gateway, as a user's bots do:
- * every restart hits both, and both resume at once.
+ * The crash soak (GitHub issue 15): the built gateway CLI with the echo handler and three
+ * instances, `qqbot` against the fake QQ server, `telegram` against the fake Bot API and
+ * `discord` against the fake Discord gateway + REST, each fake sending a steady stream over many
+ * chats, while the gateway is killed with SIGKILL at seeded random moments (and stopped with
+ * SIGTERM a few times) and restarted 0.5 s after each exit, as systemd's RestartSec would. The
+ * platforms share one gateway, as a user's bots do: every restart hits all of them, and all
+ * resume at once.
  *
  * Invariants, checked at the end, per platform: every message the fake sent is answered; on
- * QQ exactly once (one accepted reply per msg_id); on Telegram at least once, each duplicate
+ * QQ exactly once (one accepted reply per msg_id); on Discord exactly once (one message created
+ * per answered message: the fake answers a repeated enforced nonce with the message it names
+ * and creates nothing, as Discord does); on Telegram at least once, each duplicate
  * announced by the gateway (its "without an idempotency key" re-send lines, which
  * hermes_possible_duplicate_replies_total counts); each chat's first replies come in the
  * order of its messages; the state file parses whenever it is read (after every kill too).
@@ -20,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { GatewayProcess, type LogLine, type ProcessExit } from '../chaos/gateway-process.js';
 import { Rng } from '../chaos/prng.js';
+import { FakeDiscordServer } from '../../src/fakes/discord/index.js';
 import { FakeQQServer } from '../../src/fakes/qq/server.js';
 import { FakeTelegramServer } from '../../src/fakes/telegram/server.js';
 import { sandboxEnv } from '../support/spawn-gateway.js';
@@ -31,12 +35,14 @@ const RESTART_DELAY_MS = 500;
 /** After the stream, answers that stopped coming for this long are not coming. */
 const SETTLE_QUIET_MS = 15_000;
 
-export type SoakPlatform = 'qqbot' | 'telegram';
-export const SOAK_PLATFORMS: readonly SoakPlatform[] = ['qqbot', 'telegram'];
+export type SoakPlatform = 'qqbot' | 'telegram' | 'discord';
+export const SOAK_PLATFORMS: readonly SoakPlatform[] = ['qqbot', 'telegram', 'discord'];
+/** The platforms with an idempotency key: every message answered exactly once. */
+const EXACTLY_ONCE: readonly SoakPlatform[] = ['qqbot', 'discord'];
 
 export interface CrashSoakOptions {
   seed: number;
-  /** The instances of the gateway under test (both by default). */
+  /** The instances of the gateway under test (all by default). */
   platforms: readonly SoakPlatform[];
   /** How long a restarted gateway may take to answer its first message. */
   upTimeoutMs: number;
@@ -74,11 +80,14 @@ export interface PlatformSummary {
   sent: number;
   answered: number;
   lost: number;
-  /** Replies beyond the first per message (QQ: must be 0; Telegram: counted). */
+  /** Replies beyond the first per message (QQ, Discord: must be 0; Telegram: counted). */
   duplicates: number;
   /** Telegram: re-sent replies the gateway announced as possible duplicates. */
   announced_duplicates: number;
-  /** QQ: re-sends the platform refused as already sent (40054005). */
+  /**
+   * Re-sends the platform recognised as already sent: QQ refuses them (40054005), Discord
+   * answers a repeated enforced nonce with the message it names.
+   */
   deduplicated_resends: number;
   order_violations: number;
   resumes_accepted: number;
@@ -132,6 +141,10 @@ interface Side {
 const TELEGRAM_TOKEN = '7990001515:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_soak';
 /** Telegram chat ids of the soak: private chats 5001.. */
 const TG_CHAT_BASE = 5_001;
+/** Discord DM channel ids of the soak: 310000000000000000 + chat. */
+const DC_CHANNEL_BASE = 310_000_000_000_000_000n;
+/** How often the soak reads what the Discord fake recorded (the fake has no event per send). */
+const DC_POLL_MS = 10;
 
 export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoakSummary> {
   const rng = new Rng(options.seed);
@@ -163,21 +176,26 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     send,
     close,
   });
-  /** An accepted reply to `key` on `side`. */
-  const replied = (side: Side, key: string): void => {
+  /** An accepted reply to `key` on `side`, at `at` (now unless the fake recorded when). */
+  const replied = (side: Side, key: string, at = Date.now()): void => {
     const message = side.messages.get(key);
     if (message === undefined) {
       violations.push(`${side.platform}: reply to an unknown message ${key}`);
       return;
     }
     message.accepted += 1;
-    lastReplyAt = Date.now();
+    lastReplyAt = Math.max(lastReplyAt, at);
     repliedSinceArmed = true;
     if (message.accepted === 1) side.replyOrder[message.chat]!.push(message.n);
     replyWaiter?.();
     const restart = currentRestart?.platforms[side.platform];
-    if (restart !== undefined && restart.firstReplyMs === null && current !== null) {
-      restart.firstReplyMs = Date.now() - current.startedAt;
+    if (
+      restart !== undefined &&
+      restart.firstReplyMs === null &&
+      current !== null &&
+      at >= current.startedAt
+    ) {
+      restart.firstReplyMs = at - current.startedAt;
     }
   };
   const sessionOf = (platform: SoakPlatform, session: 'resumed' | 'fell_back'): void => {
@@ -270,6 +288,76 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       reconnect: { backoff_ms: [100, 200, 400], max_attempts: 20 },
       // The fake does not rate limit; the soak's rate is far above Telegram's real limits.
       send: { private_interval_ms: 0, group_interval_ms: 0, global_interval_ms: 0 },
+    };
+  }
+  let dc: FakeDiscordServer | null = null;
+  let dcPoller: NodeJS.Timeout | null = null;
+  if (options.platforms.includes('discord')) {
+    // A bot of its own (the fake's default when none is named): credential locks are
+    // machine-wide.
+    const fake = await FakeDiscordServer.start({
+      heartbeatIntervalMs: 5_000,
+      // Enough to replay every dispatch of a restart gap (the bot's own messages come back as
+      // dispatches too); the window is far longer than one gap.
+      replayBufferSize: 400_000,
+      resumeWindowMs: 120_000,
+      // The soak's rate (4 msg/s per channel, hundreds per second in all) is far above
+      // Discord's real limits (5 / 5 s per channel, 50 / s per bot); pacing is not under test.
+      bucketLimit: { count: 1_000_000, windowMs: 1_000 },
+      globalPerSecond: 1_000_000,
+    });
+    dc = fake;
+    const side = newSide(
+      'discord',
+      (chat, n) => {
+        const dispatch = fake.dispatchMessage({
+          content: `c${chat} m${n}`,
+          channelId: String(DC_CHANNEL_BASE + BigInt(chat)),
+          guildId: null,
+          authorId: String(DC_CHANNEL_BASE + 100_000n + BigInt(chat)),
+        });
+        if (dispatch === null) {
+          violations.push(`discord: no session to send c${chat} m${n} to`);
+          return;
+        }
+        side.messages.set((dispatch.d as { id: string }).id, { chat, n, accepted: 0 });
+      },
+      async () => {
+        if (dcPoller !== null) clearInterval(dcPoller);
+        poll();
+        for (const v of fake.violations) violations.push(`discord fake: ${v.kind}: ${v.detail}`);
+        await fake.close();
+      },
+    );
+    sides.set('discord', side);
+    // Messages created (a repeated enforced nonce creates none), and each process's session:
+    // resumed, or a new one (the gap is then not replayed).
+    const seen = { sent: 0, resumes: 0, identifies: 0 };
+    const poll = (): void => {
+      for (; seen.sent < fake.sent.length; seen.sent++) {
+        const message = fake.sent[seen.sent]!;
+        const ref = message.body.message_reference as { message_id?: unknown } | undefined;
+        replied(side, String(ref?.message_id), message.at);
+      }
+      const { resumes, identifies } = fake.records;
+      for (; seen.resumes < resumes.length; seen.resumes++) {
+        if (resumes[seen.resumes]!.accepted) sessionOf('discord', 'resumed');
+      }
+      for (; seen.identifies < identifies.length; seen.identifies++) {
+        if (identifies[seen.identifies]!.accepted) sessionOf('discord', 'fell_back');
+      }
+      // A 200 that created nothing: the enforced nonce named a message already created.
+      const ok = fake.records.sendRequests.filter((r) => r.status === 200).length;
+      side.dedupResends = ok - fake.sent.length;
+    };
+    dcPoller = setInterval(poll, DC_POLL_MS);
+    env.CRASH_SOAK_DC_TOKEN = fake.settings.token;
+    platformsConfig.discord = {
+      enabled: true,
+      token: '${CRASH_SOAK_DC_TOKEN}',
+      api_base: fake.apiBase,
+      reconnect: { backoff_ms: [100, 200, 400], max_attempts: 20 },
+      send: { global_per_second: 1_000_000 },
     };
   }
   const config = {
@@ -382,9 +470,14 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   // The stream: as many messages per platform as the rate owes since it began, every 10 ms.
   let streaming = true;
   const stream = (async () => {
-    // The QQ fake needs a session before it can dispatch: wait for the first READY. Telegram
-    // queues updates until they are confirmed, like the platform.
-    while (qq !== null && qq.currentSessionId === null && streaming) await sleep(20);
+    // The QQ and Discord fakes need a session before they can dispatch: wait for the first
+    // READYs. Telegram queues updates until they are confirmed, like the platform.
+    while (
+      ((qq !== null && qq.currentSessionId === null) || (dc !== null && dc.session === null)) &&
+      streaming
+    ) {
+      await sleep(20);
+    }
     const began = Date.now();
     while (streaming) {
       const owed = Math.floor(((Date.now() - began) / 1000) * options.rate);
@@ -451,7 +544,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     while (Date.now() < deadline && Date.now() - lastReplyAt < SETTLE_QUIET_MS && !allAnswered()) {
       await sleep(100);
     }
-    settleMs = lastReplyAt - streamEndedAt;
+    // Replies the fake time-stamped just before the stream's end count as none left to wait for.
+    settleMs = Math.max(0, lastReplyAt - streamEndedAt);
     await readState();
     expectExit = true;
     current.signal('SIGTERM');
@@ -524,9 +618,11 @@ function tally(side: Side, restarts: RestartRecord[], violations: string[]): Pla
     }
   }
   if (lost > 0) violations.push(`${name}: ${lost} messages never answered`);
-  // QQ has an idempotency key: exactly once. Telegram has none: every duplicate must be one
-  // the gateway announced (a re-send of a reply left in flight), never a silent one.
-  if (name === 'qqbot' && duplicates > 0) violations.push(`qqbot: ${duplicates} duplicate replies`);
+  // QQ and Discord have an idempotency key: exactly once. Telegram has none: every duplicate
+  // must be one the gateway announced (a re-send of a reply left in flight), never a silent one.
+  if (EXACTLY_ONCE.includes(name) && duplicates > 0) {
+    violations.push(`${name}: ${duplicates} duplicate replies`);
+  }
   if (name === 'telegram' && duplicates > side.announced) {
     violations.push(
       `telegram: ${duplicates} duplicate replies, only ${side.announced} announced as possible`,
