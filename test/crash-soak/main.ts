@@ -87,6 +87,14 @@ function table(s: CrashSoakSummary): string {
     ['per-chat order violations', ...per((p) => String(p.order_violations))],
     ['resume accepted / fell back', ...per((p) => `${p.resumes_accepted} / ${p.fell_back}`)],
     [
+      '  already-answered messages a Resume replayed, max (share of all answered)',
+      ...per((p) =>
+        p.replayed_answered_max === null
+          ? '-'
+          : `${p.replayed_answered_max} (${p.replayed_answered_share})`,
+      ),
+    ],
+    [
       'restart → first reply, median / p95 / max (ms)',
       ...per(
         (p) =>

@@ -67,6 +67,14 @@ export interface PlatformRestart {
   firstReplyMs: number | null;
   /** How the next process continued: at the resume point, or afresh (gap not replayed). */
   session: 'resumed' | 'fell_back' | 'none';
+  /**
+   * Discord: messages the accepted Resume replayed that had been answered before it, i.e. how
+   * far the resume point lagged behind the work done (the handled watermark holds it at the
+   * lowest unfinished message; without it the platform would replay the whole session).
+   */
+  replayedAnswered?: number;
+  /** Discord: messages answered before that Resume (the whole session's worth). */
+  answeredBefore?: number;
 }
 
 export interface RestartRecord {
@@ -93,6 +101,14 @@ export interface PlatformSummary {
   resumes_accepted: number;
   fell_back: number;
   first_reply_ms: { median: number | null; p95: number | null; max: number | null };
+  /** Discord: the most already-answered messages one Resume replayed; null elsewhere. */
+  replayed_answered_max: number | null;
+  /**
+   * Discord: already-answered messages the Resumes replayed, as a share of those answered
+   * before each Resume (a few percent when Resume starts at the handled watermark; 1 when it
+   * starts at the session's beginning); null elsewhere.
+   */
+  replayed_answered_share: number | null;
 }
 
 export interface CrashSoakSummary {
@@ -121,6 +137,8 @@ interface Message {
   chat: number;
   n: number;
   accepted: number;
+  /** When its first reply was accepted (ms since the epoch). */
+  firstAt?: number;
 }
 
 /** One platform's fake, stream and tally inside the soak. */
@@ -160,7 +178,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   let lastReplyAt = Date.now();
   let streamEndedAt = 0;
   let settleMs: number | null = null;
-  let repliedSinceArmed = false;
+  /** The platforms that had a reply accepted since firstReplyAfter() was armed. */
+  const repliedSinceArmed = new Set<SoakPlatform>();
   /** Set at each start: the next getUpdates is the new process's first. */
   let telegramFirstPoll = false;
   /** Resolves at the first accepted reply after it is set, or after a timeout. */
@@ -185,8 +204,11 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     }
     message.accepted += 1;
     lastReplyAt = Math.max(lastReplyAt, at);
-    repliedSinceArmed = true;
-    if (message.accepted === 1) side.replyOrder[message.chat]!.push(message.n);
+    repliedSinceArmed.add(side.platform);
+    if (message.accepted === 1) {
+      side.replyOrder[message.chat]!.push(message.n);
+      message.firstAt = at;
+    }
     replyWaiter?.();
     const restart = currentRestart?.platforms[side.platform];
     if (
@@ -292,11 +314,16 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   }
   let dc: FakeDiscordServer | null = null;
   let dcPoller: NodeJS.Timeout | null = null;
+  /** The soak's messages on Discord in dispatch order, with their seq. */
+  const dcStream: Array<{ s: number; message: Message }> = [];
   if (options.platforms.includes('discord')) {
     // A bot of its own (the fake's default when none is named): credential locks are
     // machine-wide.
     const fake = await FakeDiscordServer.start({
       heartbeatIntervalMs: 5_000,
+      // The fake drops a client that stops heartbeating; generous (as in the chaos soak), so
+      // that a loaded machine's stall is not taken for a client that forgot to beat.
+      heartbeatDeadlineMs: 5_000 * 3 + 2_000,
       // Enough to replay every dispatch of a restart gap (the bot's own messages come back as
       // dispatches too); the window is far longer than one gap.
       replayBufferSize: 400_000,
@@ -320,7 +347,9 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
           violations.push(`discord: no session to send c${chat} m${n} to`);
           return;
         }
-        side.messages.set((dispatch.d as { id: string }).id, { chat, n, accepted: 0 });
+        const message: Message = { chat, n, accepted: 0 };
+        side.messages.set((dispatch.d as { id: string }).id, message);
+        dcStream.push({ s: dispatch.s, message });
       },
       async () => {
         if (dcPoller !== null) clearInterval(dcPoller);
@@ -341,7 +370,21 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       }
       const { resumes, identifies } = fake.records;
       for (; seen.resumes < resumes.length; seen.resumes++) {
-        if (resumes[seen.resumes]!.accepted) sessionOf('discord', 'resumed');
+        const resume = resumes[seen.resumes]!;
+        if (!resume.accepted) continue;
+        const restart = currentRestart?.platforms.discord;
+        if (restart !== undefined && restart.session === 'none') {
+          let replayed = 0;
+          let before = 0;
+          for (const { s, message } of dcStream) {
+            if (message.firstAt === undefined || message.firstAt >= resume.at) continue;
+            before += 1;
+            if (s > resume.seq) replayed += 1;
+          }
+          restart.replayedAnswered = replayed;
+          restart.answeredBefore = before;
+        }
+        sessionOf('discord', 'resumed');
       }
       for (; seen.identifies < identifies.length; seen.identifies++) {
         if (identifies[seen.identifies]!.accepted) sessionOf('discord', 'fell_back');
@@ -431,7 +474,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   };
 
   // The restarts: seeded kinds in a seeded order. Each comes a seeded 0.2–2 s after the
-  // process it ends was up (a reply, and every platform's session back), so every kill hits
+  // process it ends was up (a reply on every platform, and every platform's session back), so
+  // every kill hits
   // a gateway under load
   // (however slowly a loaded machine starts node), and at a random point of its work.
   const total = options.kills + options.terms;
@@ -445,20 +489,23 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   }
   const moments = kinds.map((how) => ({ how, afterFirstReplyMs: 200 + rng.float() * 1_800 }));
   /**
-   * Resolves once the process is up: a reply came since this was called, and every platform
-   * has its session (resumed or afresh); false after `timeoutMs`. A kill before that would
-   * only hit the re-sends a process starts with.
+   * Resolves once the process is up: every platform had a reply since this was called and has
+   * its session (resumed or afresh); false after `timeoutMs`. A kill before that would only
+   * hit the re-sends a process starts with (and leave a platform without a first-reply
+   * latency for the restart).
    */
   const firstReplyAfter = (timeoutMs: number): Promise<boolean> =>
     new Promise((resolve) => {
-      repliedSinceArmed = false;
+      repliedSinceArmed.clear();
       const timer = setTimeout(() => {
         replyWaiter = null;
         resolve(false);
       }, timeoutMs);
       replyWaiter = () => {
         const sessions = Object.values(currentRestart?.platforms ?? {});
-        if (!repliedSinceArmed || sessions.some((p) => p.session === 'none')) return;
+        if (repliedSinceArmed.size < sides.size || sessions.some((p) => p.session === 'none')) {
+          return;
+        }
         clearTimeout(timer);
         replyWaiter = null;
         resolve(true);
@@ -632,6 +679,10 @@ function tally(side: Side, restarts: RestartRecord[], violations: string[]): Pla
     const p = r.platforms[name];
     return p === undefined ? [] : [p];
   });
+  const replays = mine.flatMap((r) =>
+    r.replayedAnswered === undefined ? [] : [r.replayedAnswered],
+  );
+  const sum = (list: number[]): number => list.reduce((n, v) => n + v, 0);
   const latencies = mine
     .map((r) => r.firstReplyMs)
     .filter((v): v is number => v !== null)
@@ -651,5 +702,12 @@ function tally(side: Side, restarts: RestartRecord[], violations: string[]): Pla
     resumes_accepted: mine.filter((r) => r.session === 'resumed').length,
     fell_back: mine.filter((r) => r.session === 'fell_back').length,
     first_reply_ms: { median: pick(0.5), p95: pick(0.95), max: latencies.at(-1) ?? null },
+    replayed_answered_max: replays.length === 0 ? null : Math.max(...replays),
+    replayed_answered_share:
+      replays.length === 0
+        ? null
+        : Number(
+            (sum(replays) / Math.max(1, sum(mine.map((r) => r.answeredBefore ?? 0)))).toFixed(3),
+          ),
   };
 }
