@@ -107,7 +107,7 @@ function table(s: CrashSoakSummary): string {
   const out = [
     `seed ${s.seed}; ${s.duration_ms / 1000} s at ${s.rate} msg/s per platform over ${s.chats} chats each; ` +
       `${s.kills} SIGKILL + ${s.terms} SIGTERM, restart after 0.5 s; state file reads ${s.state_reads} (torn ${s.torn_state_reads}); ` +
-      `unexpected exits ${s.unexpected_exits}; stream end → last answer ${s.settle_ms ?? '-'} ms`,
+      `unexpected exits ${s.unexpected_exits}; dropped by the queue limits ${s.queue_overflow_drops}; stream end → last answer ${s.settle_ms ?? '-'} ms`,
     line(rows[0]!),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.slice(1).map(line),

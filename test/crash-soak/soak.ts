@@ -128,6 +128,12 @@ export interface CrashSoakSummary {
   platforms: Partial<Record<SoakPlatform, PlatformSummary>>;
   restarts: RestartRecord[];
   unexpected_exits: number;
+  /**
+   * Events the gateway logged as dropped by its queue limits (GW_ERR_HANDLER_QUEUE_OVERFLOW,
+   * all platforms: the summary lines do not say which): an overloaded gateway's losses. Lines
+   * a SIGKILL cut off are not counted.
+   */
+  queue_overflow_drops: number;
   /** End of the stream → the last answer (the last process catching up). */
   settle_ms: number | null;
   violations: string[];
@@ -414,7 +420,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   await writeFile(configPath, stringify(config), { mode: 0o600 });
   const gatewayEnv = sandboxEnv(dir, env);
 
-  const counters = { torn: 0, reads: 0 };
+  const counters = { torn: 0, reads: 0, overflow: 0 };
   const readState = async (): Promise<void> => {
     let text: string;
     try {
@@ -433,6 +439,9 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
 
   /** What the gateway says about Telegram: which re-sends may arrive twice. */
   const onLine = (line: LogLine): void => {
+    if (line.code === 'GW_ERR_HANDLER_QUEUE_OVERFLOW') {
+      counters.overflow += typeof line.dropped === 'number' ? line.dropped : 1;
+    }
     if (
       line.platform === 'telegram' &&
       line.level === 40 &&
@@ -637,6 +646,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     platforms,
     restarts,
     unexpected_exits: unexpectedExits,
+    queue_overflow_drops: counters.overflow,
     settle_ms: settleMs,
     violations,
   };
