@@ -2,7 +2,7 @@
  * Entry point of the crash soak (scripts/crash-soak runs the built copy of this file):
  *
  *   node dist/test/crash-soak/main.js [--seed N] [--kills K] [--terms T] [--tail-seconds S]
- *     [--rate R] [--chats C] [--platforms qqbot,telegram] [--keep]
+ *     [--rate R] [--chats C] [--platforms qqbot,telegram,discord] [--keep]
  *
  * Prints progress on stderr, then a table (a column per platform) and one JSON line
  * `{"crash_soak_summary":true,...}` on stdout. Exits 0 only when no invariant was violated, 1 when one was, 2 on bad arguments.
@@ -75,11 +75,25 @@ function table(s: CrashSoakSummary): string {
     ['sent', ...per((p) => String(p.sent))],
     ['answered', ...per((p) => String(p.answered))],
     ['lost (target 0)', ...per((p) => String(p.lost))],
-    ['duplicates (target 0 on QQ; counted on Telegram)', ...per((p) => String(p.duplicates))],
+    [
+      'duplicates (target 0 on QQ and Discord; counted on Telegram)',
+      ...per((p) => String(p.duplicates)),
+    ],
     ['  announced possible duplicates', ...per((p) => String(p.announced_duplicates))],
-    ['  re-sends refused as sent (40054005)', ...per((p) => String(p.deduplicated_resends))],
+    [
+      '  re-sends the platform knew (QQ 40054005, Discord nonce)',
+      ...per((p) => String(p.deduplicated_resends)),
+    ],
     ['per-chat order violations', ...per((p) => String(p.order_violations))],
     ['resume accepted / fell back', ...per((p) => `${p.resumes_accepted} / ${p.fell_back}`)],
+    [
+      '  already-answered messages a Resume replayed, max (share of all answered)',
+      ...per((p) =>
+        p.replayed_answered_max === null
+          ? '-'
+          : `${p.replayed_answered_max} (${p.replayed_answered_share})`,
+      ),
+    ],
     [
       'restart → first reply, median / p95 / max (ms)',
       ...per(
@@ -93,7 +107,7 @@ function table(s: CrashSoakSummary): string {
   const out = [
     `seed ${s.seed}; ${s.duration_ms / 1000} s at ${s.rate} msg/s per platform over ${s.chats} chats each; ` +
       `${s.kills} SIGKILL + ${s.terms} SIGTERM, restart after 0.5 s; state file reads ${s.state_reads} (torn ${s.torn_state_reads}); ` +
-      `unexpected exits ${s.unexpected_exits}; stream end → last answer ${s.settle_ms ?? '-'} ms`,
+      `unexpected exits ${s.unexpected_exits}; dropped by the queue limits ${s.queue_overflow_drops}; stream end → last answer ${s.settle_ms ?? '-'} ms`,
     line(rows[0]!),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.slice(1).map(line),

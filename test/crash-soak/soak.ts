@@ -1,13 +1,16 @@
 /**
- * The crash soak (GitHub issue 15): the built gateway CLI with the echo handler and two
- * instances, `qqbot` against the fake QQ server and `telegram` against the fake Bot API, each
- * fake sending a steady stream over many chats, while the gateway is killed with SIGKILL at
- * seeded random moments (and stopped with SIGTERM a few times) and restarted 0.5 s after each
- * exit, as systemd's RestartSec would. Both platforms share one gateway, as a user's bots do:
- * every restart hits both, and both resume at once.
+ * The crash soak (GitHub issue 15): the built gateway CLI with the echo handler and three
+ * instances, `qqbot` against the fake QQ server, `telegram` against the fake Bot API and
+ * `discord` against the fake Discord gateway + REST, each fake sending a steady stream over many
+ * chats, while the gateway is killed with SIGKILL at seeded random moments (and stopped with
+ * SIGTERM a few times) and restarted 0.5 s after each exit, as systemd's RestartSec would. The
+ * platforms share one gateway, as a user's bots do: every restart hits all of them, and all
+ * resume at once.
  *
  * Invariants, checked at the end, per platform: every message the fake sent is answered; on
- * QQ exactly once (one accepted reply per msg_id); on Telegram at least once, each duplicate
+ * QQ exactly once (one accepted reply per msg_id); on Discord exactly once (one message created
+ * per answered message: the fake answers a repeated enforced nonce with the message it names
+ * and creates nothing, as Discord does); on Telegram at least once, each duplicate
  * announced by the gateway (its "without an idempotency key" re-send lines, which
  * hermes_possible_duplicate_replies_total counts); each chat's first replies come in the
  * order of its messages; the state file parses whenever it is read (after every kill too).
@@ -20,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { GatewayProcess, type LogLine, type ProcessExit } from '../chaos/gateway-process.js';
 import { Rng } from '../chaos/prng.js';
+import { FakeDiscordServer } from '../../src/fakes/discord/index.js';
 import { FakeQQServer } from '../../src/fakes/qq/server.js';
 import { FakeTelegramServer } from '../../src/fakes/telegram/server.js';
 import { sandboxEnv } from '../support/spawn-gateway.js';
@@ -31,12 +35,14 @@ const RESTART_DELAY_MS = 500;
 /** After the stream, answers that stopped coming for this long are not coming. */
 const SETTLE_QUIET_MS = 15_000;
 
-export type SoakPlatform = 'qqbot' | 'telegram';
-export const SOAK_PLATFORMS: readonly SoakPlatform[] = ['qqbot', 'telegram'];
+export type SoakPlatform = 'qqbot' | 'telegram' | 'discord';
+export const SOAK_PLATFORMS: readonly SoakPlatform[] = ['qqbot', 'telegram', 'discord'];
+/** The platforms with an idempotency key: every message answered exactly once. */
+const EXACTLY_ONCE: readonly SoakPlatform[] = ['qqbot', 'discord'];
 
 export interface CrashSoakOptions {
   seed: number;
-  /** The instances of the gateway under test (both by default). */
+  /** The instances of the gateway under test (all by default). */
   platforms: readonly SoakPlatform[];
   /** How long a restarted gateway may take to answer its first message. */
   upTimeoutMs: number;
@@ -61,6 +67,14 @@ export interface PlatformRestart {
   firstReplyMs: number | null;
   /** How the next process continued: at the resume point, or afresh (gap not replayed). */
   session: 'resumed' | 'fell_back' | 'none';
+  /**
+   * Discord: messages the accepted Resume replayed that had been answered before it, i.e. how
+   * far the resume point lagged behind the work done (the handled watermark holds it at the
+   * lowest unfinished message; without it the platform would replay the whole session).
+   */
+  replayedAnswered?: number;
+  /** Discord: messages answered before that Resume (the whole session's worth). */
+  answeredBefore?: number;
 }
 
 export interface RestartRecord {
@@ -74,16 +88,27 @@ export interface PlatformSummary {
   sent: number;
   answered: number;
   lost: number;
-  /** Replies beyond the first per message (QQ: must be 0; Telegram: counted). */
+  /** Replies beyond the first per message (QQ, Discord: must be 0; Telegram: counted). */
   duplicates: number;
   /** Telegram: re-sent replies the gateway announced as possible duplicates. */
   announced_duplicates: number;
-  /** QQ: re-sends the platform refused as already sent (40054005). */
+  /**
+   * Re-sends the platform recognised as already sent: QQ refuses them (40054005), Discord
+   * answers a repeated enforced nonce with the message it names.
+   */
   deduplicated_resends: number;
   order_violations: number;
   resumes_accepted: number;
   fell_back: number;
   first_reply_ms: { median: number | null; p95: number | null; max: number | null };
+  /** Discord: the most already-answered messages one Resume replayed; null elsewhere. */
+  replayed_answered_max: number | null;
+  /**
+   * Discord: already-answered messages the Resumes replayed, as a share of those answered
+   * before each Resume (a few percent when Resume starts at the handled watermark; 1 when it
+   * starts at the session's beginning); null elsewhere.
+   */
+  replayed_answered_share: number | null;
 }
 
 export interface CrashSoakSummary {
@@ -103,6 +128,12 @@ export interface CrashSoakSummary {
   platforms: Partial<Record<SoakPlatform, PlatformSummary>>;
   restarts: RestartRecord[];
   unexpected_exits: number;
+  /**
+   * Events the gateway logged as dropped by its queue limits (GW_ERR_HANDLER_QUEUE_OVERFLOW,
+   * all platforms: the summary lines do not say which): an overloaded gateway's losses. Lines
+   * a SIGKILL cut off are not counted.
+   */
+  queue_overflow_drops: number;
   /** End of the stream → the last answer (the last process catching up). */
   settle_ms: number | null;
   violations: string[];
@@ -112,6 +143,8 @@ interface Message {
   chat: number;
   n: number;
   accepted: number;
+  /** When its first reply was accepted (ms since the epoch). */
+  firstAt?: number;
 }
 
 /** One platform's fake, stream and tally inside the soak. */
@@ -132,6 +165,10 @@ interface Side {
 const TELEGRAM_TOKEN = '7990001515:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_soak';
 /** Telegram chat ids of the soak: private chats 5001.. */
 const TG_CHAT_BASE = 5_001;
+/** Discord DM channel ids of the soak: 310000000000000000 + chat. */
+const DC_CHANNEL_BASE = 310_000_000_000_000_000n;
+/** How often the soak reads what the Discord fake recorded (the fake has no event per send). */
+const DC_POLL_MS = 10;
 
 export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoakSummary> {
   const rng = new Rng(options.seed);
@@ -147,7 +184,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   let lastReplyAt = Date.now();
   let streamEndedAt = 0;
   let settleMs: number | null = null;
-  let repliedSinceArmed = false;
+  /** The platforms that had a reply accepted since firstReplyAfter() was armed. */
+  const repliedSinceArmed = new Set<SoakPlatform>();
   /** Set at each start: the next getUpdates is the new process's first. */
   let telegramFirstPoll = false;
   /** Resolves at the first accepted reply after it is set, or after a timeout. */
@@ -163,21 +201,29 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     send,
     close,
   });
-  /** An accepted reply to `key` on `side`. */
-  const replied = (side: Side, key: string): void => {
+  /** An accepted reply to `key` on `side`, at `at` (now unless the fake recorded when). */
+  const replied = (side: Side, key: string, at = Date.now()): void => {
     const message = side.messages.get(key);
     if (message === undefined) {
       violations.push(`${side.platform}: reply to an unknown message ${key}`);
       return;
     }
     message.accepted += 1;
-    lastReplyAt = Date.now();
-    repliedSinceArmed = true;
-    if (message.accepted === 1) side.replyOrder[message.chat]!.push(message.n);
+    lastReplyAt = Math.max(lastReplyAt, at);
+    repliedSinceArmed.add(side.platform);
+    if (message.accepted === 1) {
+      side.replyOrder[message.chat]!.push(message.n);
+      message.firstAt = at;
+    }
     replyWaiter?.();
     const restart = currentRestart?.platforms[side.platform];
-    if (restart !== undefined && restart.firstReplyMs === null && current !== null) {
-      restart.firstReplyMs = Date.now() - current.startedAt;
+    if (
+      restart !== undefined &&
+      restart.firstReplyMs === null &&
+      current !== null &&
+      at >= current.startedAt
+    ) {
+      restart.firstReplyMs = at - current.startedAt;
     }
   };
   const sessionOf = (platform: SoakPlatform, session: 'resumed' | 'fell_back'): void => {
@@ -272,6 +318,97 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
       send: { private_interval_ms: 0, group_interval_ms: 0, global_interval_ms: 0 },
     };
   }
+  let dc: FakeDiscordServer | null = null;
+  let dcPoller: NodeJS.Timeout | null = null;
+  /** The soak's messages on Discord in dispatch order, with their seq. */
+  const dcStream: Array<{ s: number; message: Message }> = [];
+  if (options.platforms.includes('discord')) {
+    // A bot of its own (the fake's default when none is named): credential locks are
+    // machine-wide.
+    const fake = await FakeDiscordServer.start({
+      heartbeatIntervalMs: 5_000,
+      // The fake drops a client that stops heartbeating; generous (as in the chaos soak), so
+      // that a loaded machine's stall is not taken for a client that forgot to beat.
+      heartbeatDeadlineMs: 5_000 * 3 + 2_000,
+      // Enough to replay every dispatch of a restart gap (the bot's own messages come back as
+      // dispatches too); the window is far longer than one gap.
+      replayBufferSize: 400_000,
+      resumeWindowMs: 120_000,
+      // The soak's rate (4 msg/s per channel, hundreds per second in all) is far above
+      // Discord's real limits (5 / 5 s per channel, 50 / s per bot); pacing is not under test.
+      bucketLimit: { count: 1_000_000, windowMs: 1_000 },
+      globalPerSecond: 1_000_000,
+    });
+    dc = fake;
+    const side = newSide(
+      'discord',
+      (chat, n) => {
+        const dispatch = fake.dispatchMessage({
+          content: `c${chat} m${n}`,
+          channelId: String(DC_CHANNEL_BASE + BigInt(chat)),
+          guildId: null,
+          authorId: String(DC_CHANNEL_BASE + 100_000n + BigInt(chat)),
+        });
+        if (dispatch === null) {
+          violations.push(`discord: no session to send c${chat} m${n} to`);
+          return;
+        }
+        const message: Message = { chat, n, accepted: 0 };
+        side.messages.set((dispatch.d as { id: string }).id, message);
+        dcStream.push({ s: dispatch.s, message });
+      },
+      async () => {
+        if (dcPoller !== null) clearInterval(dcPoller);
+        poll();
+        for (const v of fake.violations) violations.push(`discord fake: ${v.kind}: ${v.detail}`);
+        await fake.close();
+      },
+    );
+    sides.set('discord', side);
+    // Messages created (a repeated enforced nonce creates none), and each process's session:
+    // resumed, or a new one (the gap is then not replayed).
+    const seen = { sent: 0, resumes: 0, identifies: 0 };
+    const poll = (): void => {
+      for (; seen.sent < fake.sent.length; seen.sent++) {
+        const message = fake.sent[seen.sent]!;
+        const ref = message.body.message_reference as { message_id?: unknown } | undefined;
+        replied(side, String(ref?.message_id), message.at);
+      }
+      const { resumes, identifies } = fake.records;
+      for (; seen.resumes < resumes.length; seen.resumes++) {
+        const resume = resumes[seen.resumes]!;
+        if (!resume.accepted) continue;
+        const restart = currentRestart?.platforms.discord;
+        if (restart !== undefined && restart.session === 'none') {
+          let replayed = 0;
+          let before = 0;
+          for (const { s, message } of dcStream) {
+            if (message.firstAt === undefined || message.firstAt >= resume.at) continue;
+            before += 1;
+            if (s > resume.seq) replayed += 1;
+          }
+          restart.replayedAnswered = replayed;
+          restart.answeredBefore = before;
+        }
+        sessionOf('discord', 'resumed');
+      }
+      for (; seen.identifies < identifies.length; seen.identifies++) {
+        if (identifies[seen.identifies]!.accepted) sessionOf('discord', 'fell_back');
+      }
+      // A 200 that created nothing: the enforced nonce named a message already created.
+      const ok = fake.records.sendRequests.filter((r) => r.status === 200).length;
+      side.dedupResends = ok - fake.sent.length;
+    };
+    dcPoller = setInterval(poll, DC_POLL_MS);
+    env.CRASH_SOAK_DC_TOKEN = fake.settings.token;
+    platformsConfig.discord = {
+      enabled: true,
+      token: '${CRASH_SOAK_DC_TOKEN}',
+      api_base: fake.apiBase,
+      reconnect: { backoff_ms: [100, 200, 400], max_attempts: 20 },
+      send: { global_per_second: 1_000_000 },
+    };
+  }
   const config = {
     state_file: statePath,
     log_level: 'info',
@@ -283,7 +420,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   await writeFile(configPath, stringify(config), { mode: 0o600 });
   const gatewayEnv = sandboxEnv(dir, env);
 
-  const counters = { torn: 0, reads: 0 };
+  const counters = { torn: 0, reads: 0, overflow: 0 };
   const readState = async (): Promise<void> => {
     let text: string;
     try {
@@ -302,6 +439,9 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
 
   /** What the gateway says about Telegram: which re-sends may arrive twice. */
   const onLine = (line: LogLine): void => {
+    if (line.code === 'GW_ERR_HANDLER_QUEUE_OVERFLOW') {
+      counters.overflow += typeof line.dropped === 'number' ? line.dropped : 1;
+    }
     if (
       line.platform === 'telegram' &&
       line.level === 40 &&
@@ -343,7 +483,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   };
 
   // The restarts: seeded kinds in a seeded order. Each comes a seeded 0.2–2 s after the
-  // process it ends was up (a reply, and every platform's session back), so every kill hits
+  // process it ends was up (a reply on every platform, and every platform's session back), so
+  // every kill hits
   // a gateway under load
   // (however slowly a loaded machine starts node), and at a random point of its work.
   const total = options.kills + options.terms;
@@ -357,20 +498,23 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   }
   const moments = kinds.map((how) => ({ how, afterFirstReplyMs: 200 + rng.float() * 1_800 }));
   /**
-   * Resolves once the process is up: a reply came since this was called, and every platform
-   * has its session (resumed or afresh); false after `timeoutMs`. A kill before that would
-   * only hit the re-sends a process starts with.
+   * Resolves once the process is up: every platform had a reply since this was called and has
+   * its session (resumed or afresh); false after `timeoutMs`. A kill before that would only
+   * hit the re-sends a process starts with (and leave a platform without a first-reply
+   * latency for the restart).
    */
   const firstReplyAfter = (timeoutMs: number): Promise<boolean> =>
     new Promise((resolve) => {
-      repliedSinceArmed = false;
+      repliedSinceArmed.clear();
       const timer = setTimeout(() => {
         replyWaiter = null;
         resolve(false);
       }, timeoutMs);
       replyWaiter = () => {
         const sessions = Object.values(currentRestart?.platforms ?? {});
-        if (!repliedSinceArmed || sessions.some((p) => p.session === 'none')) return;
+        if (repliedSinceArmed.size < sides.size || sessions.some((p) => p.session === 'none')) {
+          return;
+        }
         clearTimeout(timer);
         replyWaiter = null;
         resolve(true);
@@ -382,9 +526,14 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
   // The stream: as many messages per platform as the rate owes since it began, every 10 ms.
   let streaming = true;
   const stream = (async () => {
-    // The QQ fake needs a session before it can dispatch: wait for the first READY. Telegram
-    // queues updates until they are confirmed, like the platform.
-    while (qq !== null && qq.currentSessionId === null && streaming) await sleep(20);
+    // The QQ and Discord fakes need a session before they can dispatch: wait for the first
+    // READYs. Telegram queues updates until they are confirmed, like the platform.
+    while (
+      ((qq !== null && qq.currentSessionId === null) || (dc !== null && dc.session === null)) &&
+      streaming
+    ) {
+      await sleep(20);
+    }
     const began = Date.now();
     while (streaming) {
       const owed = Math.floor(((Date.now() - began) / 1000) * options.rate);
@@ -451,7 +600,8 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     while (Date.now() < deadline && Date.now() - lastReplyAt < SETTLE_QUIET_MS && !allAnswered()) {
       await sleep(100);
     }
-    settleMs = lastReplyAt - streamEndedAt;
+    // Replies the fake time-stamped just before the stream's end count as none left to wait for.
+    settleMs = Math.max(0, lastReplyAt - streamEndedAt);
     await readState();
     expectExit = true;
     current.signal('SIGTERM');
@@ -496,6 +646,7 @@ export async function runCrashSoak(options: CrashSoakOptions): Promise<CrashSoak
     platforms,
     restarts,
     unexpected_exits: unexpectedExits,
+    queue_overflow_drops: counters.overflow,
     settle_ms: settleMs,
     violations,
   };
@@ -524,9 +675,11 @@ function tally(side: Side, restarts: RestartRecord[], violations: string[]): Pla
     }
   }
   if (lost > 0) violations.push(`${name}: ${lost} messages never answered`);
-  // QQ has an idempotency key: exactly once. Telegram has none: every duplicate must be one
-  // the gateway announced (a re-send of a reply left in flight), never a silent one.
-  if (name === 'qqbot' && duplicates > 0) violations.push(`qqbot: ${duplicates} duplicate replies`);
+  // QQ and Discord have an idempotency key: exactly once. Telegram has none: every duplicate
+  // must be one the gateway announced (a re-send of a reply left in flight), never a silent one.
+  if (EXACTLY_ONCE.includes(name) && duplicates > 0) {
+    violations.push(`${name}: ${duplicates} duplicate replies`);
+  }
   if (name === 'telegram' && duplicates > side.announced) {
     violations.push(
       `telegram: ${duplicates} duplicate replies, only ${side.announced} announced as possible`,
@@ -536,6 +689,10 @@ function tally(side: Side, restarts: RestartRecord[], violations: string[]): Pla
     const p = r.platforms[name];
     return p === undefined ? [] : [p];
   });
+  const replays = mine.flatMap((r) =>
+    r.replayedAnswered === undefined ? [] : [r.replayedAnswered],
+  );
+  const sum = (list: number[]): number => list.reduce((n, v) => n + v, 0);
   const latencies = mine
     .map((r) => r.firstReplyMs)
     .filter((v): v is number => v !== null)
@@ -555,5 +712,12 @@ function tally(side: Side, restarts: RestartRecord[], violations: string[]): Pla
     resumes_accepted: mine.filter((r) => r.session === 'resumed').length,
     fell_back: mine.filter((r) => r.session === 'fell_back').length,
     first_reply_ms: { median: pick(0.5), p95: pick(0.95), max: latencies.at(-1) ?? null },
+    replayed_answered_max: replays.length === 0 ? null : Math.max(...replays),
+    replayed_answered_share:
+      replays.length === 0
+        ? null
+        : Number(
+            (sum(replays) / Math.max(1, sum(mine.map((r) => r.answeredBefore ?? 0)))).toFixed(3),
+          ),
   };
 }
