@@ -33,7 +33,10 @@ async function load(
     for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
     const file = join(dir, 'config.yaml');
     await writeFile(file, stringify({ platforms: { telegram } }));
-    const loaded = loadConfig(file, await defaultRegistry(), { ...env, CREDENTIALS_DIRECTORY: dir });
+    const loaded = loadConfig(file, await defaultRegistry(), {
+      ...env,
+      CREDENTIALS_DIRECTORY: dir,
+    });
     return loaded.config.platforms.telegram as TelegramConfig;
   } finally {
     await rm(dir, { recursive: true, force: true });
