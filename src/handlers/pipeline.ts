@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Adapter, InboundEvent } from '../adapters/contract.js';
 import { toGatewayError } from '../errors.js';
@@ -125,6 +126,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   /** Conversations with waiting events and nothing running, in the order they became ready. */
   const ready: Conversation[] = [];
   const controller = new AbortController();
+  // Every handler call and every send in flight listens on this signal: up to concurrency +
+  // send_concurrency at once by design (a few listeners per handler call). Node's default of
+  // 10 would print a leak warning for what is the bounded, intended number.
+  setMaxListeners(4 * (config.concurrency + config.send_concurrency), controller.signal);
   let waiting = 0;
   /** Events holding a handler slot. */
   let running = 0;

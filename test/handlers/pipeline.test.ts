@@ -390,6 +390,31 @@ await test('pipeline delivery', async (t) => {
   );
 
   await t.test(
+    'many sends in flight at once are not reported as a listener leak (they are bounded)',
+    async () => {
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => {
+        warnings.push(w.name);
+      };
+      process.on('warning', onWarning);
+      const { pipeline, adapter } = setup(undefined, { concurrency: 8, send_concurrency: 32 });
+      const gates: Array<() => void> = [];
+      adapter.behaviour = () =>
+        new Promise((resolve) => gates.push(() => resolve({ ids: ['ok'] })));
+      for (let i = 0; i < 40; i++) pipeline.dispatch(makeEvent({ chat: `c${i}`, text: 'x' }));
+      await until(() => gates.length === 40, '40 sends in flight');
+      for (const open of gates) open();
+      await pipeline.idle();
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off('warning', onWarning);
+      assert.deepEqual(warnings, []);
+      assert.equal(adapter.sent.length, 40);
+      await pipeline.close();
+    },
+  );
+
+  await t.test(
     'a failed send is logged with its code and counted; the conversation moves on',
     async () => {
       const { pipeline, adapter, metrics, lines } = setup(undefined);
