@@ -54,20 +54,25 @@ await test('chaos soak', async (t) => {
       for (const kind of ['dc_close', 'dc_send_fault', 'dc_resume_refused']) {
         assert.ok((injected[kind] ?? 0) > 0, `no ${kind} fault was injected:\n${report}`);
       }
-      assert.ok((injected.dc_stop_acks ?? 0) + (injected.dc_half_open ?? 0) > 0, report);
+      // A silent-link fault needs a live link: drawn while a process restarts, it is skipped
+      // (the schedule is the seed's and shifts as lanes are added). Drawn is required; a zombie
+      // verdict only when one was injected.
+      const planned = summary.faults.planned;
+      const silentDrawn = (planned.dc_stop_acks ?? 0) + (planned.dc_half_open ?? 0);
+      const silentInjected = (injected.dc_stop_acks ?? 0) + (injected.dc_half_open ?? 0);
+      assert.ok(silentDrawn > 0, `no Discord silent-link fault was drawn:\n${report}`);
       assert.ok(summary.discord !== null, report);
       assert.ok(summary.discord.answered > 30, report);
       assert.equal(summary.discord.never_answered, 0, report);
       assert.equal(summary.discord.answered_twice, 0, report);
       assert.equal(summary.discord.fake_violations, 0, report);
-      assert.ok(summary.discord.zombies_detected > 0, report);
+      if (silentInjected > 0) assert.ok(summary.discord.zombies_detected > 0, report);
       assert.ok(summary.discord.resumes_accepted > 0, report);
       // The QQ webhook instance: its faults drawn, every refused request refused with its
       // status (or unreachable during a restart), nothing refused dispatched (a violation),
       // every acknowledged callback answered exactly once.
       // Every webhook kind is drawn (the schedule is the seed's); request faults wait up to 3 s
       // for a connected instance, so one drawn during a restart may be skipped.
-      const planned = summary.faults.planned;
       for (const kind of Object.keys(WEIGHTS).filter((k) => k.startsWith('wh_'))) {
         assert.ok((planned[kind] ?? 0) > 0, `no ${kind} fault was drawn:\n${report}`);
       }
