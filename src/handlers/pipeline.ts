@@ -112,11 +112,31 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const log = options.log.child({ component: 'pipeline' });
   const handler = options.handler ?? createHandler(config, { log: options.log });
   const adapters = new Map([...options.adapters].map((a) => [a.name, a]));
-  const recent = new RecentIds(config.dedupe_window_ms, config.dedupe_max_entries);
   const clock = options.now ?? Date.now;
   const conversations = new Map<string, Conversation>();
   const store = options.delivery ?? null;
-  /** `done` callbacks of accepted events by event id, duplicates' included (see dispatch). */
+  /**
+   * The dedupe window of accepted ids. Not kept when the store's answered set covers it: an
+   * accepted event is then in `endings` until it ends and in the answered set from then on
+   * (an event that did not end is cut short by a stop and must come again). Covering means
+   * remembering as long, and as many ids as this window plus every event that can be in
+   * flight (those may end after newer ones).
+   */
+  const recent =
+    store !== null &&
+    store.covers(
+      config.dedupe_window_ms,
+      config.dedupe_max_entries +
+        config.max_queued_events +
+        config.concurrency +
+        config.send_concurrency,
+    )
+      ? null
+      : new RecentIds(config.dedupe_window_ms, config.dedupe_max_entries);
+  /**
+   * `done` callbacks of accepted events by event id, duplicates' included (see dispatch);
+   * without `recent`, every accepted event is here until it ends.
+   */
   const endings = new Map<string, Array<() => void>>();
   /** Replies a previous process left in flight, by event id: sent instead of the handler's. */
   const recovered = new Map<string, PendingReply[]>();
@@ -386,8 +406,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return;
     }
     metrics.inboundEventsTotal.inc(event.platform);
-    const now = clock();
-    if (recent.has(event.id, now) || store?.isAnswered(event.id)) {
+    const now = recent === null ? 0 : clock();
+    const seen =
+      recent === null
+        ? endings.has(event.id) || store!.isAnswered(event.id)
+        : recent.has(event.id, now) || store?.isAnswered(event.id) === true;
+    if (seen) {
       metrics.duplicatesDroppedTotal.inc(event.platform);
       log.debug({ event_id: event.id, platform: event.platform }, 'duplicate event dropped');
       if (done !== undefined) {
@@ -406,8 +430,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       done?.();
       return;
     }
-    recent.add(event.id, now);
-    if (done !== undefined) endings.set(event.id, [done]);
+    if (recent === null) endings.set(event.id, done === undefined ? [] : [done]);
+    else {
+      recent.add(event.id, now);
+      if (done !== undefined) endings.set(event.id, [done]);
+    }
     if (!conversation) {
       conversation = { key, queue: [], running: false };
       conversations.set(key, conversation);

@@ -264,3 +264,111 @@ await test('pipeline with the delivery store', async (t) => {
     },
   );
 });
+
+await test('the answered set as the dedupe window (a store that covers it)', async (t) => {
+  /** A store remembering longer and more than the pipeline's default window needs. */
+  function coveringStore(path: string, now?: () => number): DeliveryStore {
+    return DeliveryStore.open({
+      path,
+      rememberMs: 3_600_000,
+      maxEntries: 100_000,
+      sync: 'normal',
+      resumeMaxAgeMs: 300_000,
+      log: captureLogger().log,
+      ...(now ? { now } : {}),
+    });
+  }
+
+  await t.test('covers() compares time and count with the window it would replace', async () => {
+    const store = coveringStore(await freshPath());
+    assert.equal(store.covers(3_600_000, 100_000), true);
+    assert.equal(store.covers(3_600_001, 100_000), false);
+    assert.equal(store.covers(600_000, 100_001), false);
+    store.close();
+  });
+
+  await t.test(
+    'a copy of an event in flight, with or without done, is dropped and counted',
+    async () => {
+      const store = coveringStore(await freshPath());
+      const handler = new GatedHandler();
+      const metrics = createMetrics();
+      const pipeline = createPipeline({
+        config: { handler: parseHandlerConfig({ type: 'echo' }) },
+        adapters: [new RecordingAdapter('test')],
+        log: captureLogger('debug').log,
+        metrics,
+        delivery: store,
+        handler,
+      });
+      const withDone = makeEvent({ chat: 'a' });
+      const withoutDone = makeEvent({ chat: 'b' });
+      const ended: string[] = [];
+      pipeline.dispatch(withDone, () => ended.push('original'));
+      pipeline.dispatch(withoutDone);
+      await handler.waitStarted(withDone.id);
+      await handler.waitStarted(withoutDone.id);
+      pipeline.dispatch(withDone, () => ended.push('copy'));
+      pipeline.dispatch(withoutDone);
+      assert.equal(await counterValue(metrics, 'hermes_duplicates_dropped_total'), 2);
+      handler.release(withDone.id);
+      handler.release(withoutDone.id);
+      await until(() => ended.length === 2, 'both copies ended');
+      assert.deepEqual(ended, ['original', 'copy']);
+      await pipeline.idle();
+      assert.equal(handler.started.length, 2, 'no copy reached the handler');
+      await pipeline.close();
+      store.close();
+    },
+  );
+
+  await t.test(
+    'an answered event is dropped while the store remembers it, handled again after',
+    async () => {
+      let now = 1_000_000;
+      const store = coveringStore(await freshPath(), () => now);
+      const adapter = new RecordingAdapter('test');
+      const pipeline = start(store, adapter);
+      const event = makeEvent();
+      const ended: string[] = [];
+      pipeline.dispatch(...tracked(event, ended));
+      await until(() => ended.length === 1, 'answered');
+      pipeline.dispatch(...tracked(event, ended));
+      await until(() => ended.length === 2, 'the copy ended');
+      assert.equal(adapter.sent.length, 1, 'answered once');
+      now += 3_600_000; // remember_ms later: neither window holds it any more
+      pipeline.dispatch(...tracked(event, ended));
+      await until(() => ended.length === 3, 'handled again');
+      assert.equal(adapter.sent.length, 2);
+      await pipeline.close();
+      store.close();
+    },
+  );
+
+  await t.test('a store that does not cover the window leaves the pipeline its own', async () => {
+    let storeNow = 1_000_000;
+    // remember_ms 60 s is shorter than the default dedupe_window_ms of 10 min.
+    const store = DeliveryStore.open({
+      path: await freshPath(),
+      rememberMs: 60_000,
+      maxEntries: 100_000,
+      sync: 'normal',
+      resumeMaxAgeMs: 300_000,
+      log: captureLogger().log,
+      now: () => storeNow,
+    });
+    const adapter = new RecordingAdapter('test');
+    const pipeline = start(store, adapter);
+    const event = makeEvent();
+    const ended: string[] = [];
+    pipeline.dispatch(...tracked(event, ended));
+    await until(() => ended.length === 1, 'answered');
+    storeNow += 120_000; // the store forgot it; the pipeline's window (real clock) did not
+    assert.equal(store.isAnswered(event.id), false);
+    pipeline.dispatch(...tracked(event, ended));
+    await until(() => ended.length === 2, 'the copy ended');
+    assert.equal(adapter.sent.length, 1, 'the copy was not answered');
+    await pipeline.close();
+    store.close();
+  });
+});

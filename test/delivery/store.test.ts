@@ -252,6 +252,72 @@ await test('delivery store', async (t) => {
     );
   });
 
+  await t.test(
+    'a database with rowid outbox and resume_points tables keeps their rows in the new layout',
+    async () => {
+      const path = await freshPath();
+      const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+      const old = new Database(path);
+      old.pragma('journal_mode = WAL');
+      old.exec(`
+CREATE TABLE answered_groups (
+  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, n INTEGER NOT NULL, ids TEXT NOT NULL);
+CREATE TABLE outbox (
+  event_id TEXT NOT NULL, ordinal INTEGER NOT NULL, instance TEXT NOT NULL,
+  chat_type TEXT NOT NULL, chat_id TEXT NOT NULL, reply TEXT NOT NULL, text TEXT NOT NULL,
+  at INTEGER NOT NULL, PRIMARY KEY (event_id, ordinal));
+CREATE TABLE resume_points (
+  instance TEXT PRIMARY KEY, session TEXT NOT NULL, position INTEGER, at INTEGER NOT NULL);`);
+      old
+        .prepare('INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run('qqbot:m1', 0, 'qqbot', 'c2c', 'U1', '{"msg_id":"m1"}', 'left in flight', 1_000_000);
+      old
+        .prepare('INSERT INTO resume_points VALUES (?, ?, ?, ?)')
+        .run('qqbot', '{"session_id":"S1"}', 7, 1_000_000);
+      old.close();
+      const store = open(path, { now: () => 1_001_000 });
+      assert.deepEqual(
+        store.takePending().map((p) => [p.eventId, p.ordinal, p.text]),
+        [['qqbot:m1', 0, 'left in flight']],
+      );
+      assert.equal(store.resumePoint('qqbot')?.position, 7);
+      await store.writeIntents([reply('qqbot:m2', 0, 'new')]);
+      store.close();
+      const check = new Database(path, { readonly: true });
+      try {
+        const tables = check
+          .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name")
+          .all() as Array<{ name: string; sql: string }>;
+        assert.deepEqual(
+          tables.map((t) => [t.name, /WITHOUT ROWID/.test(t.sql)]),
+          [
+            ['answered_groups', false],
+            ['outbox', true],
+            ['resume_points', true],
+          ],
+        );
+        assert.equal(
+          (check.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n,
+          2,
+        );
+      } finally {
+        check.close();
+      }
+    },
+  );
+
+  await t.test('a new database has 1 KiB pages', async () => {
+    const path = await freshPath();
+    open(path).close();
+    const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+    const check = new Database(path, { readonly: true });
+    try {
+      assert.equal(check.pragma('page_size', { simple: true }), 1024);
+    } finally {
+      check.close();
+    }
+  });
+
   await t.test('group commit: many writes in one turn are one transaction', async () => {
     const path = await freshPath();
     const store = open(path);
