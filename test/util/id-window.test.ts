@@ -57,8 +57,14 @@ await test('capacity 0 holds nothing', () => {
   window.dropAddedUpTo(10);
 });
 
-await test('answers like a Map + array model over a long random run', () => {
-  const capacity = 97;
+/** Random adds and age drops, every answer checked against a plain array model. */
+function modelRun(
+  capacity: number,
+  pool: number,
+  steps: number,
+  maxAge: number,
+  sizeEvery = 1,
+): void {
   const window = new IdWindow(capacity);
   const order: Array<{ id: string; at: number }> = [];
   let seed = 12345;
@@ -67,11 +73,11 @@ await test('answers like a Map + array model over a long random run', () => {
     return seed / 2 ** 31;
   };
   let now = 0;
-  for (let step = 0; step < 20_000; step++) {
+  for (let step = 0; step < steps; step++) {
     now += Math.floor(random() * 3);
-    const id = `id${Math.floor(random() * 300)}`;
+    const id = `id${Math.floor(random() * pool)}`;
     if (random() < 0.05) {
-      const cutoff = now - 40;
+      const cutoff = now - maxAge;
       window.dropAddedUpTo(cutoff);
       while (order.length > 0 && order[0]!.at <= cutoff) order.shift();
     } else {
@@ -79,9 +85,36 @@ await test('answers like a Map + array model over a long random run', () => {
       order.push({ id, at: now });
       if (order.length > capacity) order.shift();
     }
-    const probe = `id${Math.floor(random() * 300)}`;
+    const probe = `id${Math.floor(random() * pool)}`;
     const newest = order.findLast((e) => e.id === probe);
     assert.equal(window.addedAt(probe), newest?.at, `step ${step}, ${probe}`);
-    assert.equal(window.size, new Set(order.map((e) => e.id)).size, `step ${step}`);
+    if (step % sizeEvery === 0) {
+      assert.equal(window.size, new Set(order.map((e) => e.id)).size, `step ${step}`);
+    }
   }
+}
+
+await test('answers like a Map + array model over a long random run', () => {
+  modelRun(97, 300, 20_000, 40);
+});
+
+await test('answers like the model while its ring grows, wrapped around, up to capacity', () => {
+  // Past the first 1,024 slots: growths happen with the oldest entry anywhere in the ring.
+  modelRun(3_000, 6_000, 30_000, 3_000, 500);
+});
+
+await test('a growth with the oldest entry mid-ring keeps every id and time', () => {
+  const window = new IdWindow(4_096);
+  for (let i = 0; i < 1_000; i++) window.add(`a${i}`, i);
+  window.dropAddedUpTo(599); // the oldest now sits at slot 600 of the first 1,024
+  for (let i = 1_000; i < 2_500; i++) window.add(`a${i}`, i); // wraps, then grows twice
+  assert.equal(window.size, 1_900);
+  for (let i = 0; i < 2_500; i++) {
+    assert.equal(window.addedAt(`a${i}`), i < 600 ? undefined : i, `a${i}`);
+  }
+  for (let i = 2_500; i < 7_000; i++) window.add(`a${i}`, i); // full: the oldest go
+  assert.equal(window.size, 4_096);
+  assert.equal(window.addedAt('a2903'), undefined);
+  assert.equal(window.addedAt('a2904'), 2_904);
+  assert.equal(window.addedAt('a6999'), 6_999);
 });
