@@ -45,6 +45,7 @@ const HELP = `usage: npm run bench [-- options]
  2 latency      --latency-rates LIST (1000,5000)   --latency-seconds N (30; quick 5)
                 --latency-warmup-seconds N (5; quick 1): not counted in p50/p99/max
                 --latency-concurrency N (the gateway's handler.concurrency; default: its own)
+                --latency-store-off-rates LIST (1000): these rates again with the delivery store off
  3 recovery     --heartbeat-ms N (200)   --half-open-runs N (10; quick 4)
                 --resume-runs N (5; quick 2)   --fatal-runs N (5; quick 2)
                 --detection-runs N (10; quick 2): runs of bench/qq-detection.js, 0 to skip
@@ -81,6 +82,7 @@ interface Options {
   latencyRates: number[];
   latencySeconds: number;
   latencyConcurrency: number | undefined;
+  latencyStoreOffRates: number[];
   latencyWarmupSeconds: number;
   heartbeatMs: number;
   halfOpenRuns: number;
@@ -142,6 +144,7 @@ function parseOptions(argv: string[]): Options | null {
       'scale-repeats': str,
       'latency-seconds': str,
       'latency-concurrency': str,
+      'latency-store-off-rates': str,
       'latency-warmup-seconds': str,
       'heartbeat-ms': str,
       'half-open-runs': str,
@@ -212,6 +215,7 @@ function parseOptions(argv: string[]): Options | null {
       values['latency-concurrency'] === undefined
         ? undefined
         : num(values['latency-concurrency'], 8),
+    latencyStoreOffRates: (list(values['latency-store-off-rates']) ?? ['1000']).map(Number),
     heartbeatMs: num(values['heartbeat-ms'], 200),
     halfOpenRuns: num(values['half-open-runs'], 10, 4),
     resumeRuns: num(values['resume-runs'], 5, 2),
@@ -371,6 +375,7 @@ async function main(): Promise<number> {
         rates: o.latencyRates,
         seconds: o.latencySeconds,
         warmupSeconds: o.latencyWarmupSeconds,
+        storeOffRates: o.latencyStoreOffRates,
         ...(o.latencyConcurrency !== undefined && { concurrency: o.latencyConcurrency }),
         log,
       }),
