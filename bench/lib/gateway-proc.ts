@@ -97,6 +97,17 @@ export class GatewayChild {
     }
   }
 
+  /** Log lines at warn or above so far, counted by code and the start of their message. */
+  warnings(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const line of this.lines) {
+      if (line.level < 40) continue;
+      const key = `${line.code ?? ''} ${String(line.msg ?? '').slice(0, 60)}`.trim();
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    return counts;
+  }
+
   /** The index of the first line from `from` on matching `predicate`, waiting up to `timeoutMs`. */
   async waitLine(
     predicate: (line: LogLine) => boolean,

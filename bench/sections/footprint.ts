@@ -171,6 +171,8 @@ interface RssSeries {
   replies: number;
   expectedReplies: number;
   seconds: number;
+  /** Gateway log lines at warn or above during the run (why a reply is missing, if one is). */
+  gatewayWarnings: Record<string, number>;
 }
 
 async function rssUnderLoad(options: FootprintOptions): Promise<RssSeries> {
@@ -238,6 +240,7 @@ async function rssUnderLoad(options: FootprintOptions): Promise<RssSeries> {
       replies,
       expectedReplies,
       seconds,
+      gatewayWarnings: gateway.warnings(),
     };
   });
 }
@@ -332,7 +335,12 @@ export async function runFootprint(
     note:
       `warm-up = first 10% of events; medians of 5 samples at the warm-up point and at the end; slope ` +
       `${series.slopeKbPer100k.toFixed(0)} KB per 100k events; RSS ${((series.samples.at(-1)?.[1] ?? NaN) / 2 ** 20).toFixed(0)} MB at the end; ` +
-      `${series.replies}/${series.expectedReplies} echo replies; ${(options.rssEvents / series.seconds).toFixed(0)} events/s achieved`,
+      `${series.replies}/${series.expectedReplies} echo replies; ${(options.rssEvents / series.seconds).toFixed(0)} events/s achieved; ` +
+      `gateway warnings: ${
+        Object.entries(series.gatewayWarnings)
+          .map(([what, n]) => `${n}× ${what}`)
+          .join(', ') || 'none'
+      }`,
   });
   rows.push({
     section: '4 footprint',

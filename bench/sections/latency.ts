@@ -117,12 +117,7 @@ async function runRate(
     loop.disable();
     const rss = rssBytes(gateway.pid);
     fake.off('message-sent', onSent);
-    const gatewayWarnings: Record<string, number> = {};
-    for (const line of gateway.lines) {
-      if (line.level < 40) continue;
-      const key = `${line.code ?? ''} ${String(line.msg ?? '').slice(0, 60)}`.trim();
-      gatewayWarnings[key] = (gatewayWarnings[key] ?? 0) + 1;
-    }
+    const gatewayWarnings = gateway.warnings();
     const warmupEnd = t0 + options.warmupSeconds * 1000;
     const latencies: number[] = [];
     const timed: Array<{ atSec: number; ms: number }> = [];
