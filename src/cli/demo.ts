@@ -10,13 +10,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { EXIT } from '../errors.js';
 import type { StateDocument } from '../state/schema.js';
+import { CLI_PATH } from '../systemd/install.js';
 import type { CommandContext } from './context.js';
 import { DEMO_PLATFORMS, type DemoFake, type DemoPlatform } from './demo-platforms.js';
 
-const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
+/** The CLI this demo is part of: the demo runs it as a gateway process. */
+const CLI = CLI_PATH;
 const STEP_TIMEOUT_MS = 8_000;
 
 interface DemoLine {

@@ -1,11 +1,8 @@
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { GatewayError } from '../errors.js';
 import { INSTANCE_NAME } from '../config/instances.js';
-import { installUnit } from './install.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
+import { installUnit, PACKAGE_ROOT } from './install.js';
 
 /**
  * The template units of docs/scale-out.md: `hermes-gateway@NAME` (one gateway per config
@@ -14,12 +11,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const TEMPLATES = {
   instance: {
     unit: 'hermes-gateway@.service',
-    file: resolve(here, '../../../systemd/hermes-gateway@.service'),
+    file: join(PACKAGE_ROOT, 'systemd', 'hermes-gateway@.service'),
     config: (env: NodeJS.ProcessEnv, name: string) => join(configRoot(env), `${name}.yaml`),
   },
   worker: {
     unit: 'hermes-gateway-worker@.service',
-    file: resolve(here, '../../../systemd/hermes-gateway-worker@.service'),
+    file: join(PACKAGE_ROOT, 'systemd', 'hermes-gateway-worker@.service'),
     config: (env: NodeJS.ProcessEnv, name: string) =>
       join(configRoot(env), 'workers', `${name}.yaml`),
   },

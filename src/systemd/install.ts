@@ -2,8 +2,8 @@ import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GatewayError } from '../errors.js';
+import { CLI_FROM_ROOT, packageRoot } from '../util/package-root.js';
 import { capture, systemctlUser } from './systemctl.js';
 
 export const DEFAULT_UNIT = 'hermes-gateway.service';
@@ -21,13 +21,12 @@ const INSTALL_LINE = '# hermes-gateway-install: ';
 /** Each template's first line carries its version (bumped with every change of the template). */
 const TEMPLATE_VERSION_LINE = /^# hermes-gateway-unit-template: (\d+)$/m;
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The package's root folder (from dist/src/systemd/). */
-export const PACKAGE_ROOT = resolve(here, '../../..');
-/** The template shipped in the package's systemd/ folder (from dist/src/systemd/). */
-export const UNIT_TEMPLATE = resolve(here, '../../../systemd/hermes-gateway.service');
+/** The package's root folder. */
+export const PACKAGE_ROOT = packageRoot();
+/** The template shipped in the package's systemd/ folder. */
+export const UNIT_TEMPLATE = join(PACKAGE_ROOT, 'systemd', 'hermes-gateway.service');
 /** The CLI entry point, where this copy of the package has it. */
-export const CLI_PATH = resolve(here, '../cli/main.js');
+export const CLI_PATH = join(PACKAGE_ROOT, CLI_FROM_ROOT);
 
 function realpathOrSelf(path: string): string {
   try {

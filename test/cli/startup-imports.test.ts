@@ -6,8 +6,8 @@
  * on time.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { FakeQQServer } from '../../src/fakes/qq/server.js';
@@ -63,7 +63,7 @@ async function modulesLoadedBy(top: Record<string, unknown>): Promise<string[]> 
       'running + qqbot connected',
       DEADLINE_MS,
     );
-    const loaded = readFileSync(log, 'utf8').split('\n');
+    const loaded = withBundledModules(readFileSync(log, 'utf8').split('\n'));
     gateway.signal('SIGTERM');
     assert.equal((await gateway.waitForExit(DEADLINE_MS)).code, 0, gateway.stdout);
     return loaded;
@@ -71,6 +71,40 @@ async function modulesLoadedBy(top: Record<string, unknown>): Promise<string[]> 
     await fake.close();
     await removeTempDir(dir);
   }
+}
+
+const CLI_DIR = dirname(PRODUCT_CLI);
+/** The banner of scripts/bundle-cli's main.js. */
+const BUNDLE_MARKER = '// hermes-gateway CLI bundle';
+
+/**
+ * The modules loaded, with those inside the bundled CLI (scripts/bundle-cli) added: each
+ * file of the bundle that was loaded stands for the source modules esbuild put in it
+ * (dist/src/cli/bundle/meta.json). Without a bundle (only tsc ran) the list is as logged.
+ */
+function withBundledModules(loaded: string[]): string[] {
+  const metaFile = join(CLI_DIR, 'bundle', 'meta.json');
+  if (!existsSync(metaFile) || !readFileSync(PRODUCT_CLI, 'utf8').includes(BUNDLE_MARKER)) {
+    return loaded;
+  }
+  const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as {
+    outputs: Record<string, { inputs: Record<string, unknown> }>;
+  };
+  const inputsOf = new Map<string, string[]>();
+  for (const [output, { inputs }] of Object.entries(meta.outputs)) {
+    // Paths from dist/src/cli; written into .bundle/ and moved up one level after the build.
+    const file = join(CLI_DIR, output.replace(/^\.bundle\//, ''));
+    inputsOf.set(
+      file,
+      Object.keys(inputs).map((input) => join(CLI_DIR, input)),
+    );
+  }
+  const expanded = [...loaded];
+  for (const entry of loaded) {
+    const file = entry.startsWith('file://') ? fileURLToPath(entry) : entry;
+    expanded.push(...(inputsOf.get(file) ?? []));
+  }
+  return expanded;
 }
 
 function matching(loaded: string[], pattern: RegExp): string[] {
