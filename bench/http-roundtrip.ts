@@ -11,6 +11,7 @@ import { fork } from 'node:child_process';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { HttpClient } from '../src/net/http.js';
+import { median } from './lib/util.js';
 
 const ANSWER = '{"id":"m1","timestamp":"2026-12-04T00:00:00+08:00"}';
 
@@ -84,8 +85,6 @@ if (process.argv[2] === '--server') {
       wall[k]!.push(((performance.now() - t0) * 1000) / requests);
     }
   }
-  const median = (xs: number[]): number =>
-    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log(
     `${requests} sequential round trips per case, median of ${rounds} interleaved rounds`,
   );

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type BetterSqlite3 from 'better-sqlite3';
 import { STORE_PAGE_SIZE, STORE_TABLES } from '../src/delivery/store.js';
+import { median } from './lib/util.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
@@ -102,7 +103,6 @@ function run(layout: (typeof LAYOUTS)[number]): { cpuUs: number; wallUs: number 
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const results = LAYOUTS.map(() => ({ cpu: [] as number[], wall: [] as number[] }));
 for (let r = 0; r < rounds; r++) {
   LAYOUTS.forEach((layout, k) => {

@@ -266,8 +266,11 @@ await test('pipeline with the delivery store', async (t) => {
 });
 
 await test('the answered set as the dedupe window (a store that covers it)', async (t) => {
-  /** A store remembering longer and more than the pipeline's default window needs. */
-  function coveringStore(path: string, now?: () => number): DeliveryStore {
+  /** A store that, unless `over` says otherwise, covers the pipeline's default dedupe window. */
+  function storeWith(
+    path: string,
+    over: Partial<Parameters<typeof DeliveryStore.open>[0]> = {},
+  ): DeliveryStore {
     return DeliveryStore.open({
       path,
       rememberMs: 3_600_000,
@@ -275,12 +278,12 @@ await test('the answered set as the dedupe window (a store that covers it)', asy
       sync: 'normal',
       resumeMaxAgeMs: 300_000,
       log: captureLogger().log,
-      ...(now ? { now } : {}),
+      ...over,
     });
   }
 
   await t.test('covers() compares time and count with the window it would replace', async () => {
-    const store = coveringStore(await freshPath());
+    const store = storeWith(await freshPath());
     assert.equal(store.covers(3_600_000, 100_000), true);
     assert.equal(store.covers(3_600_001, 100_000), false);
     assert.equal(store.covers(600_000, 100_001), false);
@@ -290,7 +293,7 @@ await test('the answered set as the dedupe window (a store that covers it)', asy
   await t.test(
     'a copy of an event in flight, with or without done, is dropped and counted',
     async () => {
-      const store = coveringStore(await freshPath());
+      const store = storeWith(await freshPath());
       const handler = new GatedHandler();
       const metrics = createMetrics();
       const pipeline = createPipeline({
@@ -326,7 +329,7 @@ await test('the answered set as the dedupe window (a store that covers it)', asy
     'an answered event is dropped while the store remembers it, handled again after',
     async () => {
       let now = 1_000_000;
-      const store = coveringStore(await freshPath(), () => now);
+      const store = storeWith(await freshPath(), { now: () => now });
       const adapter = new RecordingAdapter('test');
       const pipeline = start(store, adapter);
       const event = makeEvent();
@@ -348,15 +351,7 @@ await test('the answered set as the dedupe window (a store that covers it)', asy
   await t.test('a store that does not cover the window leaves the pipeline its own', async () => {
     let storeNow = 1_000_000;
     // remember_ms 60 s is shorter than the default dedupe_window_ms of 10 min.
-    const store = DeliveryStore.open({
-      path: await freshPath(),
-      rememberMs: 60_000,
-      maxEntries: 100_000,
-      sync: 'normal',
-      resumeMaxAgeMs: 300_000,
-      log: captureLogger().log,
-      now: () => storeNow,
-    });
+    const store = storeWith(await freshPath(), { rememberMs: 60_000, now: () => storeNow });
     const adapter = new RecordingAdapter('test');
     const pipeline = start(store, adapter);
     const event = makeEvent();
