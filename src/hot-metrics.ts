@@ -9,11 +9,8 @@
  * increment is one Map lookup by a label value that is a constant string (a platform name, a
  * handler type), and an observation is a bucket search and three additions.
  */
-import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
-
-const load = createRequire(import.meta.url);
-const Counter = load('prom-client/lib/counter') as typeof Prom.Counter;
+import Counter from 'prom-client/lib/counter.js';
 
 type Registry = Prom.Registry;
 

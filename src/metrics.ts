@@ -18,6 +18,9 @@
  */
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
+import Counter from 'prom-client/lib/counter.js';
+import Gauge from 'prom-client/lib/gauge.js';
+import Registry from 'prom-client/lib/registry.js';
 import { ADAPTER_STATES } from './adapters/contract.js';
 import { TallyCounter, TallyHistogram } from './hot-metrics.js';
 import { GATEWAY_STATES, type StateDocument } from './state/schema.js';
@@ -25,14 +28,9 @@ import { GATEWAY_STATES, type StateDocument } from './state/schema.js';
 // prom-client's index also loads its process metrics, cluster aggregation, push gateway and
 // summaries: about 10 MB of RSS and 40 ms at every start, for a /metrics that only a
 // configured control API serves. The four classes used here come from their own modules;
-// the process metrics are loaded by collectProcessMetrics() (the version is pinned).
+// the process metrics are loaded by collectProcessMetrics() (the version is pinned). These
+// are plain imports so that the CLI bundle (scripts/bundle-cli) holds them.
 const load = createRequire(import.meta.url);
-const Registry = load('prom-client/lib/registry') as typeof Prom.Registry;
-const Counter = load('prom-client/lib/counter') as typeof Prom.Counter;
-const Gauge = load('prom-client/lib/gauge') as typeof Prom.Gauge;
-type Registry = Prom.Registry;
-type Counter<T extends string> = Prom.Counter<T>;
-type Gauge<T extends string = string> = Prom.Gauge<T>;
 
 /** Outcome of one delivery attempt through `adapter.send`. */
 export type DeliveryResult = 'ok' | 'error' | 'timeout';

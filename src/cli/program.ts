@@ -1,5 +1,6 @@
-import { createRequire } from 'node:module';
-import type * as Commander from 'commander';
+// A plain import: the CLI bundle (scripts/bundle-cli) holds commander, so Node does not scan
+// it for exports at start as it would in node_modules.
+import { Command, CommanderError, Option } from 'commander';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { defaultRegistry, registryForPlatforms } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
@@ -9,14 +10,8 @@ import { DEMO_CHOICES } from './demo-platforms.js';
 import { processIo, type CliIo } from './io.js';
 import type { SendOptions } from './send.js';
 import type { InstallCliOptions } from './service.js';
-import { DEFAULT_UNIT } from '../systemd/install.js';
+import { DEFAULT_UNIT } from '../systemd/unit-name.js';
 
-// commander is CommonJS: `import` from an ES module has Node run its export scanner and format
-// check over it on every start; `require` does neither (what metrics.ts does for prom-client).
-const { Command, CommanderError, Option } = createRequire(import.meta.url)(
-  'commander',
-) as typeof Commander;
-type Command = Commander.Command;
 
 export interface CliDeps {
   /** Every platform the CLI knows (tests add their own); default: the shipped ones, loaded as needed. */

@@ -8,16 +8,9 @@
  * Identify / Resume and says what each close code means.
  */
 import type { Logger } from 'pino';
-import { createRequire } from 'node:module';
-import type { RawData, WebSocket as WebSocketClass } from 'ws';
-
-/**
- * ws through require, not import: importing it from an ES module made Node scan every file
- * of the package for its exports, about 80 ms more of start-up on the 2-core bench VM
- * (import 126-161 ms, require 51-59 ms, fresh processes, alternated).
- */
-const WebSocket = createRequire(import.meta.url)('ws') as typeof WebSocketClass;
-type WebSocket = WebSocketClass;
+// A plain import: the CLI is a bundle (scripts/bundle-cli), so ws is part of it and no export
+// scan of its files happens at start, as it did when ws was imported from node_modules.
+import WebSocket, { type RawData } from 'ws';
 import { GatewayError } from '../errors.js';
 import { Inbox } from '../util/inbox.js';
 import { ackDeadlineMs, rawSize, rawText } from './ws-frames.js';

@@ -5,8 +5,9 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { GatewayError } from '../errors.js';
 import { CLI_FROM_ROOT, packageRoot } from '../util/package-root.js';
 import { capture, systemctlUser } from './systemctl.js';
+import { DEFAULT_UNIT } from './unit-name.js';
 
-export const DEFAULT_UNIT = 'hermes-gateway.service';
+export { DEFAULT_UNIT };
 
 /** First line of every unit `install` writes; how it recognises its own files. */
 export const UNIT_MARKER = '# Written by `hermes-gateway install`. Re-run it to change this file.';
