@@ -46,6 +46,7 @@ const HELP = `usage: npm run bench [-- options]
                 --latency-warmup-seconds N (5; quick 1): not counted in p50/p99/max
                 --latency-concurrency N (the gateway's handler.concurrency; default: its own)
                 --latency-store-off-rates LIST (1000): these rates again with the delivery store off
+                --latency-floor-rates LIST (1000): these rates again with a bare echo client (the floor)
  3 recovery     --heartbeat-ms N (200)   --half-open-runs N (10; quick 4)
                 --resume-runs N (5; quick 2)   --fatal-runs N (5; quick 2)
                 --detection-runs N (10; quick 2): runs of bench/qq-detection.js, 0 to skip
@@ -83,6 +84,7 @@ interface Options {
   latencySeconds: number;
   latencyConcurrency: number | undefined;
   latencyStoreOffRates: number[];
+  latencyFloorRates: number[];
   latencyWarmupSeconds: number;
   heartbeatMs: number;
   halfOpenRuns: number;
@@ -145,6 +147,7 @@ function parseOptions(argv: string[]): Options | null {
       'latency-seconds': str,
       'latency-concurrency': str,
       'latency-store-off-rates': str,
+      'latency-floor-rates': str,
       'latency-warmup-seconds': str,
       'heartbeat-ms': str,
       'half-open-runs': str,
@@ -216,6 +219,7 @@ function parseOptions(argv: string[]): Options | null {
         ? undefined
         : num(values['latency-concurrency'], 8),
     latencyStoreOffRates: (list(values['latency-store-off-rates']) ?? ['1000']).map(Number),
+    latencyFloorRates: (list(values['latency-floor-rates']) ?? ['1000']).map(Number),
     heartbeatMs: num(values['heartbeat-ms'], 200),
     halfOpenRuns: num(values['half-open-runs'], 10, 4),
     resumeRuns: num(values['resume-runs'], 5, 2),
@@ -376,6 +380,7 @@ async function main(): Promise<number> {
         seconds: o.latencySeconds,
         warmupSeconds: o.latencyWarmupSeconds,
         storeOffRates: o.latencyStoreOffRates,
+        floorRates: o.latencyFloorRates,
         ...(o.latencyConcurrency !== undefined && { concurrency: o.latencyConcurrency }),
         log,
       }),

@@ -2,7 +2,13 @@
  * The ceiling: a bare `ws` client that does the least a correct QQ client must do — fetch a
  * token, Identify, heartbeat, track the seq — and otherwise only `JSON.parse`s each frame and
  * counts C2C messages. Nothing real can be faster through the same socket and parser.
+ *
+ * Variant `echo` (the latency section's floor): it also answers every C2C message at once
+ * with a bare keep-alive `http.request` POST of the same text (msg_id, msg_seq 1), nothing
+ * between: no queue, no store, no log, no deadline. An echo through the gateway cannot come
+ * back sooner on the same machine and fake.
  */
+import http from 'node:http';
 import { WebSocket } from 'ws';
 import { Counter, fail, runChild, type ClientConfig } from '../lib/ipc.js';
 
@@ -21,12 +27,48 @@ interface Frame {
   op: number;
   s?: number;
   t?: string;
-  d?: { heartbeat_interval?: number };
+  d?: {
+    heartbeat_interval?: number;
+    id?: string;
+    content?: string;
+    author?: { user_openid?: string };
+  };
+}
+
+/** Answers a C2C message the barest way: one keep-alive POST, the answer read and dropped. */
+function echoer(config: ClientConfig, token: string): (frame: Frame) => void {
+  const agent = new http.Agent({ keepAlive: true });
+  const base = new URL(config.apiBase);
+  return (frame) => {
+    const d = frame.d ?? {};
+    const body = JSON.stringify({ content: d.content, msg_type: 0, msg_id: d.id, msg_seq: 1 });
+    const req = http.request(
+      {
+        host: base.hostname,
+        port: base.port,
+        method: 'POST',
+        path: `${base.pathname.replace(/\/$/, '')}/v2/users/${d.author?.user_openid ?? ''}/messages`,
+        agent,
+        headers: {
+          authorization: `QQBot ${token}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        if (res.statusCode !== 200) fail(`echo answered HTTP ${res.statusCode ?? 0}`);
+        res.resume();
+      },
+    );
+    req.on('error', (err) => fail(`echo failed: ${err.message}`));
+    req.end(body);
+  };
 }
 
 async function start(config: ClientConfig): Promise<void> {
   const token = await accessToken(config);
   const counter = new Counter(config.expected);
+  const echo = config.variant === 'echo' ? echoer(config, token) : null;
   const ws = new WebSocket(config.wsUrl, { perMessageDeflate: false });
   let seq: number | null = null;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -36,8 +78,10 @@ async function start(config: ClientConfig): Promise<void> {
     if (typeof frame.s === 'number' && frame.s > 0) seq = frame.s;
     switch (frame.op) {
       case 0:
-        if (frame.t === 'C2C_MESSAGE_CREATE') counter.hit();
-        else if (frame.t === 'READY') counter.ready();
+        if (frame.t === 'C2C_MESSAGE_CREATE') {
+          echo?.(frame);
+          counter.hit();
+        } else if (frame.t === 'READY') counter.ready();
         return;
       case 10: {
         ws.send(

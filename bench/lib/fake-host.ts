@@ -9,6 +9,9 @@ import { sleep, wallNow } from './util.js';
 
 export const CLIENT_SECRET = 'bench-secret-0123456789abcdef';
 
+/** GROUP_AND_C2C_EVENT | PUBLIC_GUILD_MESSAGES | DIRECT_MESSAGE (what the gateway asks for). */
+export const INTENTS = (1 << 25) | (1 << 30) | (1 << 12);
+
 /** Each fake has its own app id: gateways idling side by side must not share a credential. */
 export function startFake(options: FakeQQServerOptions = {}): Promise<FakeQQServer> {
   return FakeQQServer.start({ clientSecret: CLIENT_SECRET, ...options });

@@ -4,15 +4,23 @@
  * from the moment the fake writes the dispatch to the moment the echo reply reaches the fake's
  * REST endpoint (both timed in the orchestrator, where the fake runs). At the rates of
  * `storeOffRates` the same run follows with the delivery store off (`delivery.enabled:
- * false`), side by side: what the durable path adds to the latency is the difference.
+ * false`), side by side: what the durable path adds to the latency is the difference. At the
+ * rates of `floorRates` a bare echo client (bench/clients/ceiling.ts, variant `echo`: a `ws`
+ * socket and one keep-alive `http.request` per message, nothing between) runs the same load
+ * right after: the floor this machine and this fake allow, beside which the gateway's figure
+ * is read.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { SendRecord } from '../../src/fakes/qq/index.js';
-import { c2cPayload, trimRecords, userPool } from '../lib/fake-host.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FakeQQServer, SendRecord } from '../../src/fakes/qq/index.js';
+import { c2cPayload, INTENTS, startFake, trimRecords, userPool } from '../lib/fake-host.js';
 import { startGatewayWithFake } from '../lib/gateway-with-fake.js';
+import { ClientProcess } from '../lib/ipc.js';
 import { openLoop } from '../lib/load.js';
 import type { Row } from '../lib/report.js';
-import { max, procCpuMs, quantile, rssBytes, sleep } from '../lib/util.js';
+import { DIST_BENCH, max, procCpuMs, quantile, rssBytes, sleep } from '../lib/util.js';
 
 export interface LatencyOptions {
   rates: number[];
@@ -23,12 +31,18 @@ export interface LatencyOptions {
   concurrency?: number;
   /** Rates run a second time with the delivery store off. */
   storeOffRates: number[];
+  /** Rates run once more with the bare echo client instead of the gateway. */
+  floorRates: number[];
   log: (line: string) => void;
 }
 
+/** What answers the fake: the gateway with its store on or off, or the bare echo client. */
+export type LatencySubject = 'gateway' | 'gateway-store-off' | 'floor';
+
 export interface LatencyFigure {
   rate: number;
-  /** Whether the delivery store was on (the default) or off. */
+  subject: LatencySubject;
+  /** Whether the delivery store was on (the default) or off (false for the floor too). */
   store: boolean;
   sent: number;
   measured: number;
@@ -39,6 +53,7 @@ export interface LatencyFigure {
   p99Ms: number;
   maxMs: number;
   achievedRate: number;
+  /** CPU share and RSS of whatever answered (the gateway, or the bare echo client). */
   gatewayCpuShare: number | null;
   gatewayRssMb: number | null;
   /** Event-loop delay p99 of the orchestrator (the fake's process): its own lag is in the figures. */
@@ -55,11 +70,15 @@ export interface LatencyFigure {
   gatewayWarnings: Record<string, number>;
 }
 
-async function runRate(
-  rate: number,
-  store: boolean,
-  options: LatencyOptions,
-): Promise<LatencyFigure> {
+/** A started answerer: the gateway CLI or the bare echo client, each with the fake. */
+interface Answerer {
+  fake: FakeQQServer;
+  pid: number;
+  warnings: () => Record<string, number>;
+  close: () => Promise<void>;
+}
+
+async function startGateway(store: boolean, options: LatencyOptions): Promise<Answerer> {
   const { fake, gateway, stateFile, close } = await startGatewayWithFake({
     tag: 'latency',
     config: {
@@ -77,7 +96,61 @@ async function runRate(
       'qqbot connected',
       20_000,
     );
-    const total = Math.round(rate * options.seconds);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { fake, pid: gateway.pid, warnings: () => gateway.warnings(), close };
+}
+
+async function startFloor(expected: number): Promise<Answerer> {
+  const fake = await startFake();
+  const workDir = await mkdtemp(join(tmpdir(), 'hgw-bench-latency-floor-'));
+  const child = new ClientProcess(join(DIST_BENCH, 'clients', 'ceiling.js'), {
+    tokenUrl: fake.tokenUrl,
+    apiBase: fake.apiBase,
+    wsUrl: fake.wsUrl,
+    appId: fake.settings.appId,
+    clientSecret: fake.settings.clientSecret,
+    expected,
+    intents: INTENTS,
+    workDir,
+    variant: 'echo',
+  });
+  const close = async (): Promise<void> => {
+    await child.stop();
+    await fake.close();
+    await rm(workDir, { recursive: true, force: true });
+  };
+  try {
+    const ready = await child.next(['ready'], 20_000);
+    if (ready.type !== 'ready') {
+      throw new Error(ready.type === 'error' ? ready.message : `bare echo client: ${ready.type}`);
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return {
+    fake,
+    pid: child.pid,
+    warnings: () => (child.stderr === '' ? {} : { [child.stderr.slice(0, 60)]: 1 }),
+    close,
+  };
+}
+
+async function runRate(
+  rate: number,
+  subject: LatencySubject,
+  options: LatencyOptions,
+): Promise<LatencyFigure> {
+  const total = Math.round(rate * options.seconds);
+  const answerer =
+    subject === 'floor'
+      ? await startFloor(total)
+      : await startGateway(subject === 'gateway', options);
+  const { fake } = answerer;
+  try {
     const users = userPool(Math.min(20_000, Math.max(1000, rate * 2)));
     const payloadList = Array.from({ length: total }, (_, i) => c2cPayload(i, users));
     const index = new Map(payloadList.map((p, i) => [p.id, i]));
@@ -101,7 +174,7 @@ async function runRate(
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
     const cpu0 = process.cpuUsage();
-    const gwCpu0 = procCpuMs(gateway.pid);
+    const gwCpu0 = procCpuMs(answerer.pid);
     const t0 = performance.now();
     const { seconds } = await openLoop(rate, total, (i) => {
       sentAt[i] = performance.now();
@@ -112,12 +185,12 @@ async function runRate(
     const graceEnd = Date.now() + 10_000;
     while (replied < total && Date.now() < graceEnd) await sleep(5);
     const elapsed = (performance.now() - t0) / 1000;
-    const gwCpu1 = procCpuMs(gateway.pid);
+    const gwCpu1 = procCpuMs(answerer.pid);
     const cpu = process.cpuUsage(cpu0);
     loop.disable();
-    const rss = rssBytes(gateway.pid);
+    const rss = rssBytes(answerer.pid);
     fake.off('message-sent', onSent);
-    const gatewayWarnings = gateway.warnings();
+    const gatewayWarnings = answerer.warnings();
     const warmupEnd = t0 + options.warmupSeconds * 1000;
     const latencies: number[] = [];
     const timed: Array<{ atSec: number; ms: number }> = [];
@@ -147,7 +220,8 @@ async function runRate(
       .map((x) => ({ atSec: Math.round(x.atSec * 1000) / 1000, ms: Math.round(x.ms * 10) / 10 }));
     return {
       rate,
-      store,
+      subject,
+      store: subject === 'gateway',
       sent: total,
       measured: latencies.length,
       replied,
@@ -169,23 +243,33 @@ async function runRate(
       fakeCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
     };
   } finally {
-    await close();
+    await answerer.close();
   }
 }
+
+const SUBJECT_LABEL: Record<LatencySubject, string> = {
+  gateway: '',
+  'gateway-store-off': ' (store off)',
+  floor: ' (bare echo floor)',
+};
 
 export async function runLatency(
   options: LatencyOptions,
 ): Promise<{ rows: Row[]; raw: LatencyFigure[] }> {
   const figures: LatencyFigure[] = [];
   for (const rate of options.rates) {
-    for (const store of options.storeOffRates.includes(rate) ? [true, false] : [true]) {
-      const label = `${rate}/s${store ? '' : ' (store off)'}`;
+    const subjects: LatencySubject[] = ['gateway'];
+    if (options.storeOffRates.includes(rate)) subjects.push('gateway-store-off');
+    if (options.floorRates.includes(rate)) subjects.push('floor');
+    for (const subject of subjects) {
+      const label = `${rate}/s${SUBJECT_LABEL[subject]}`;
       options.log(`  ${label} for ${options.seconds} s`);
-      const f = await runRate(rate, store, options);
+      const f = await runRate(rate, subject, options);
       figures.push(f);
+      const who = subject === 'floor' ? 'bare client' : 'gateway';
       options.log(
         `  ${label}: p50 ${f.p50Ms.toFixed(2)} ms, p99 ${f.p99Ms.toFixed(2)} ms, max ${f.maxMs.toFixed(1)} ms, ` +
-          `${f.missing} missing, ${f.duplicates} duplicate replies, gateway CPU ${((f.gatewayCpuShare ?? NaN) * 100).toFixed(0)}%, ` +
+          `${f.missing} missing, ${f.duplicates} duplicate replies, ${who} CPU ${((f.gatewayCpuShare ?? NaN) * 100).toFixed(0)}%, ` +
           `fake loop delay p99 ${f.fakeLoopDelayP99Ms.toFixed(1)} ms (max ${f.fakeLoopDelayMaxMs.toFixed(0)} ms)`,
       );
       options.log(
@@ -195,29 +279,50 @@ export async function runLatency(
   }
   const rows: Row[] = [];
   for (const f of figures) {
-    const tag = `@${f.rate}/s${f.store ? '' : ' (store off)'}`;
+    const tag = `@${f.rate}/s${SUBJECT_LABEL[f.subject]}`;
     const lost = f.missing > 0 || f.duplicates > 0;
+    const floor =
+      f.subject === 'gateway'
+        ? figures.find((g) => g.subject === 'floor' && g.rate === f.rate)
+        : undefined;
+    const who = f.subject === 'floor' ? 'bare echo client' : 'gateway';
     rows.push(
       {
         section: '2 echo latency',
         metric: `p50 ${tag}`,
         unit: 'ms',
         hermes: f.p50Ms,
+        ...(floor !== undefined && {
+          ceiling: floor.p50Ms,
+          ratio: f.p50Ms / floor.p50Ms,
+          ratioOf: 'bare echo',
+        }),
       },
       {
         section: '2 echo latency',
         metric: `p99 ${tag}`,
         unit: 'ms',
         hermes: f.p99Ms,
+        ...(floor !== undefined && {
+          ceiling: floor.p99Ms,
+          ratio: f.p99Ms / floor.p99Ms,
+          ratioOf: 'bare echo',
+        }),
         ...(f.rate === 1000 &&
-          f.store && {
+          f.subject === 'gateway' && {
             target: '< 10 ms',
             pass: Number.isFinite(f.p99Ms) ? f.p99Ms < 10 && !lost : null,
           }),
         note:
-          (f.store ? '' : 'the same with delivery.enabled: false, run right after; ') +
+          (f.subject === 'gateway-store-off'
+            ? 'the same with delivery.enabled: false, run right after; '
+            : f.subject === 'floor'
+              ? 'a bare ws client answering each message with one keep-alive http.request (bench/clients/ceiling.ts, echo), run right after: the floor of this machine and fake; '
+              : floor !== undefined
+                ? 'ceiling column: the bare echo floor at the same rate; '
+                : '') +
           `${f.measured} events measured (${f.sent} sent, first ${options.warmupSeconds} s not counted), ` +
-          `${f.missing} without reply, ${f.duplicates} duplicate replies; gateway CPU ` +
+          `${f.missing} without reply, ${f.duplicates} duplicate replies; ${who} CPU ` +
           `${((f.gatewayCpuShare ?? NaN) * 100).toFixed(0)}% of a core, RSS ${(f.gatewayRssMb ?? NaN).toFixed(0)} MB; ` +
           `the fake's own loop delay p99 ${f.fakeLoopDelayP99Ms.toFixed(1)} ms (included)`,
       },
@@ -232,7 +337,7 @@ export async function runLatency(
         metric: `max in the first ${options.warmupSeconds} s ${tag}`,
         unit: 'ms',
         hermes: f.warmupMaxMs,
-        note: 'a freshly started gateway under load: not in p50/p99/max',
+        note: `a freshly started ${who} under load: not in p50/p99/max`,
       },
     );
   }

@@ -6,13 +6,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { c2cPayload, pump, rawFrames, startFake, userPool, type Source } from '../lib/fake-host.js';
+import {
+  c2cPayload,
+  INTENTS,
+  pump,
+  rawFrames,
+  startFake,
+  userPool,
+  type Source,
+} from '../lib/fake-host.js';
 import { ClientProcess, type ClientConfig } from '../lib/ipc.js';
 import type { Row } from '../lib/report.js';
 import { DIST_BENCH, collectGarbage, errorText, median } from '../lib/util.js';
-
-/** GROUP_AND_C2C_EVENT | PUBLIC_GUILD_MESSAGES | DIRECT_MESSAGE (what the gateway asks for). */
-const INTENTS = (1 << 25) | (1 << 30) | (1 << 12);
 
 export interface ThroughputClient {
   id: string;
