@@ -129,8 +129,17 @@ function firstDuplicateKey(doc: Document): { offset: number; key: string } | nul
 }
 
 /**
+ * The last document parsed: `run` reads its config three times before it is running (the
+ * state file setting, the platforms to load, the whole config), and the YAML parse is most
+ * of that time at start (docs/performance.md). Only the same text of the same file is
+ * answered from here, so an edited file is parsed again.
+ */
+let lastParsed: { file: string; text: string; raw: Record<string, unknown> } | null = null;
+
+/**
  * Reads and parses a config file into plain data, without validating it: the one place the
- * file is read, for `loadConfig` and for commands that need a single section.
+ * file is read, for `loadConfig` and for commands that need a single section. Each call
+ * reads the file and returns data of its own (a copy when the text is what was parsed last).
  * Rejects with GW_ERR_CONFIG_NOT_FOUND, the file errors of `readTextFile`,
  * GW_ERR_CONFIG_PARSE (syntax, duplicate key, alias bomb) or (not a mapping)
  * GW_ERR_CONFIG_INVALID, each naming the file.
@@ -141,6 +150,16 @@ export function readConfigDocument(file: string): Record<string, unknown> {
     unreadableCode: 'GW_ERR_CONFIG_NOT_FOUND',
     maxBytes: MAX_CONFIG_BYTES,
   });
+  if (lastParsed !== null && lastParsed.file === file && lastParsed.text === text) {
+    return structuredClone(lastParsed.raw);
+  }
+  const raw = parseConfigText(file, text);
+  lastParsed = { file, text, raw: structuredClone(raw) };
+  return raw;
+}
+
+/** The YAML text of `file` as plain data; the errors of readConfigDocument. */
+function parseConfigText(file: string, text: string): Record<string, unknown> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: false, lineCounter });
   const parseError = (message: string): GatewayError =>
