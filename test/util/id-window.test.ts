@@ -118,3 +118,43 @@ await test('a growth with the oldest entry mid-ring keeps every id and time', ()
   assert.equal(window.addedAt('a2904'), 2_904);
   assert.equal(window.addedAt('a6999'), 6_999);
 });
+
+await test('ids that differ in one character, in length or only by order are different ids', () => {
+  const window = new IdWindow(100);
+  const ids = ['a', 'b', 'ab', 'ba', 'a\u0000', '', 'ROBOT1.0_x', 'ROBOT1.0_y', '今天', '天今'];
+  for (const [i, id] of ids.entries()) window.add(id, i);
+  assert.equal(window.size, ids.length);
+  for (const [i, id] of ids.entries()) assert.equal(window.addedAt(id), i, JSON.stringify(id));
+  assert.equal(window.addedAt('c'), undefined);
+});
+
+await test('a full answered set of 200,000 event ids: every one held, none of 200,000 others taken for one', () => {
+  // The ids are held as 64-bit hashes: a new id mistaken for a held one would be dropped as a
+  // duplicate. Ids in the shape of QQ's, from a seeded generator.
+  let seed = 42;
+  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const eventId = (): string => {
+    let text = 'ROBOT1.0_';
+    for (let i = 0; i < 24; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      text += letters[seed % letters.length];
+    }
+    return text;
+  };
+  const window = new IdWindow(200_000);
+  const held: string[] = [];
+  for (let i = 0; i < 200_000; i++) {
+    const id = eventId();
+    held.push(id);
+    window.add(id, i);
+  }
+  assert.equal(window.size, 200_000);
+  for (let i = 0; i < held.length; i += 997) assert.equal(window.addedAt(held[i]!), i);
+  const known = new Set(held);
+  let mistaken = 0;
+  for (let i = 0; i < 200_000; i++) {
+    const id = eventId();
+    if (!known.has(id) && window.addedAt(id) !== undefined) mistaken += 1;
+  }
+  assert.equal(mistaken, 0);
+});
