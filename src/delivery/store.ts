@@ -294,9 +294,10 @@ export class DeliveryStore {
     );
     const now = this.now();
     const cutoff = now - this.rememberMs;
+    // Row by row: the whole table at once was a few MB of JSON text held at the same time.
     const groups = db
       .prepare('SELECT id, at, n, ids FROM answered_groups ORDER BY id ASC')
-      .all() as Array<Group & { ids: string }>;
+      .iterate() as IterableIterator<Group & { ids: string }>;
     for (const g of groups) {
       this.groups.push({ id: g.id, at: g.at, n: g.n });
       this.rows += g.n;
