@@ -12,7 +12,6 @@ import type { SendOptions } from './send.js';
 import type { InstallCliOptions } from './service.js';
 import { DEFAULT_UNIT } from '../systemd/unit-name.js';
 
-
 export interface CliDeps {
   /** Every platform the CLI knows (tests add their own); default: the shipped ones, loaded as needed. */
   registry?: PlatformRegistry;
