@@ -10,7 +10,9 @@
  * handler type), and an observation is a bucket search and three additions.
  */
 import type * as Prom from 'prom-client';
-import Counter from 'prom-client/lib/counter.js';
+import { requireLibrary } from './util/require-library.js';
+
+const Counter = requireLibrary('prom-client/lib/counter') as typeof Prom.Counter;
 
 type Registry = Prom.Registry;
 

@@ -16,21 +16,22 @@
  * label also carries `type` (the instance's adapter type, from `bindTypes`), so dashboards can
  * sum by type; it follows from `platform`, so it adds no series.
  */
-import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
-import Counter from 'prom-client/lib/counter.js';
-import Gauge from 'prom-client/lib/gauge.js';
-import Registry from 'prom-client/lib/registry.js';
 import { ADAPTER_STATES } from './adapters/contract.js';
 import { TallyCounter, TallyHistogram } from './hot-metrics.js';
 import { GATEWAY_STATES, type StateDocument } from './state/schema.js';
+import { requireLibrary } from './util/require-library.js';
 
 // prom-client's index also loads its process metrics, cluster aggregation, push gateway and
 // summaries: about 10 MB of RSS and 40 ms at every start, for a /metrics that only a
 // configured control API serves. The four classes used here come from their own modules;
-// the process metrics are loaded by collectProcessMetrics() (the version is pinned). These
-// are plain imports so that the CLI bundle (scripts/bundle-cli) holds them.
-const load = createRequire(import.meta.url);
+// the process metrics are loaded by collectProcessMetrics() (the version is pinned).
+const Registry = requireLibrary('prom-client/lib/registry') as typeof Prom.Registry;
+const Counter = requireLibrary('prom-client/lib/counter') as typeof Prom.Counter;
+const Gauge = requireLibrary('prom-client/lib/gauge') as typeof Prom.Gauge;
+type Registry = Prom.Registry;
+type Counter<T extends string> = Prom.Counter<T>;
+type Gauge<T extends string = string> = Prom.Gauge<T>;
 
 /** Outcome of one delivery attempt through `adapter.send`. */
 export type DeliveryResult = 'ok' | 'error' | 'timeout';
@@ -339,7 +340,7 @@ export function createMetrics(): GatewayMetrics {
     collectProcessMetrics() {
       if (processMetrics) return;
       processMetrics = true;
-      const collectDefaultMetrics = load(
+      const collectDefaultMetrics = requireLibrary(
         'prom-client/lib/defaultMetrics',
       ) as typeof Prom.collectDefaultMetrics;
       collectDefaultMetrics({ register: registry });

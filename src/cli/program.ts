@@ -1,6 +1,4 @@
-// A plain import: the CLI bundle (scripts/bundle-cli) holds commander, so Node does not scan
-// it for exports at start as it would in node_modules.
-import { Command, CommanderError, Option } from 'commander';
+import type * as Commander from 'commander';
 import type { PlatformRegistry } from '../adapters/platform.js';
 import { defaultRegistry, registryForPlatforms } from '../adapters/registry.js';
 import { EXIT } from '../errors.js';
@@ -11,6 +9,10 @@ import { processIo, type CliIo } from './io.js';
 import type { SendOptions } from './send.js';
 import type { InstallCliOptions } from './service.js';
 import { DEFAULT_UNIT } from '../systemd/unit-name.js';
+import { requireLibrary } from '../util/require-library.js';
+
+const { Command, CommanderError, Option } = requireLibrary('commander') as typeof Commander;
+type Command = Commander.Command;
 
 export interface CliDeps {
   /** Every platform the CLI knows (tests add their own); default: the shipped ones, loaded as needed. */

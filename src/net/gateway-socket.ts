@@ -8,9 +8,11 @@
  * Identify / Resume and says what each close code means.
  */
 import type { Logger } from 'pino';
-// A plain import: the CLI is a bundle (scripts/bundle-cli), so ws is part of it and no export
-// scan of its files happens at start, as it did when ws was imported from node_modules.
-import WebSocket, { type RawData } from 'ws';
+import type { RawData, WebSocket as WebSocketClass } from 'ws';
+import { requireLibrary } from '../util/require-library.js';
+
+const WebSocket = requireLibrary('ws') as typeof WebSocketClass;
+type WebSocket = WebSocketClass;
 import { GatewayError } from '../errors.js';
 import { Inbox } from '../util/inbox.js';
 import { ackDeadlineMs, rawSize, rawText } from './ws-frames.js';
