@@ -3,8 +3,10 @@
  * one reply's intent, the previous event's outbox delete and answered group, the resume
  * point, as one transaction (docs/delivery.md). Compares the store's table layout and page
  * size with the first layout (rowid tables, 4 KiB pages), interleaved, CPU and wall time per
- * commit (the wall time includes the checkpoints' writes and fsyncs). `--group N` adds a
- * commit shape of the throughput bench instead: N answered ids and the resume point.
+ * commit (the wall time includes the checkpoints' writes and fsyncs). A third row runs the same
+ * echo shape through the product's `DeliveryStore` itself (an intent awaited, then the event
+ * marked answered: its JavaScript included). `--group N` adds a commit shape of the
+ * throughput bench instead: N answered ids and the resume point (raw layouts only).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/store-commit.js [--commits N] [--rounds N] [--group N]
  */
@@ -14,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type BetterSqlite3 from 'better-sqlite3';
-import { STORE_PAGE_SIZE, STORE_TABLES } from '../src/delivery/store.js';
+import { pino } from 'pino';
+import { DeliveryStore, STORE_PAGE_SIZE, STORE_TABLES } from '../src/delivery/store.js';
 import { median } from './lib/util.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
@@ -103,20 +106,63 @@ function run(layout: (typeof LAYOUTS)[number]): { cpuUs: number; wallUs: number 
   }
 }
 
-const results = LAYOUTS.map(() => ({ cpu: [] as number[], wall: [] as number[] }));
+/** One echo's store work through DeliveryStore, per echo (its lazy answered commits included). */
+async function runStore(): Promise<{ cpuUs: number; wallUs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'hgw-store-commit-'));
+  const store = DeliveryStore.open({
+    path: join(dir, 'delivery.db'),
+    rememberMs: 24 * 3600_000,
+    maxEntries: 200_000,
+    sync: 'normal',
+    resumeMaxAgeMs: 300_000,
+    log: pino({ level: 'silent' }),
+  });
+  try {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 1; i <= commits; i++) {
+      await store.writeIntents([
+        {
+          eventId: id(i),
+          instance: 'qqbot',
+          chat: { type: 'c2c', id: 'U0123456789ABCDEF0123456789ABCDEF' },
+          reply: { msg_id: id(i).slice(6) },
+          ordinal: 0,
+          text: 'hello there',
+        },
+      ]);
+      store.markAnswered(id(i));
+    }
+    await store.flush();
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      cpuUs: (cpu.user + cpu.system) / commits,
+      wallUs: ((performance.now() - t0) * 1000) / commits,
+    };
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const cases = [
+  ...LAYOUTS.map((layout) => ({ name: layout.name, run: () => Promise.resolve(run(layout)) })),
+  ...(group > 0 ? [] : [{ name: 'DeliveryStore, one echo (product code)', run: runStore }]),
+];
+const results = cases.map(() => ({ cpu: [] as number[], wall: [] as number[] }));
 for (let r = 0; r < rounds; r++) {
-  LAYOUTS.forEach((layout, k) => {
-    const { cpuUs, wallUs } = run(layout);
+  for (const [k, c] of cases.entries()) {
+    const { cpuUs, wallUs } = await c.run();
     results[k]!.cpu.push(cpuUs);
     results[k]!.wall.push(wallUs);
-  });
+  }
 }
 const shape =
   group > 0 ? `${group} answered ids + resume point` : 'intent + answered + resume point';
 console.log(`${commits} commits of ${shape}, median of ${rounds} interleaved rounds`);
-LAYOUTS.forEach((layout, k) => {
+cases.forEach((c, k) => {
   const { cpu, wall } = results[k]!;
   console.log(
-    `${layout.name.padEnd(44)} CPU ${median(cpu).toFixed(1)} µs/commit, wall ${median(wall).toFixed(1)} µs/commit`,
+    `${c.name.padEnd(44)} CPU ${median(cpu).toFixed(1)} µs/commit, wall ${median(wall).toFixed(1)} µs/commit`,
   );
 });

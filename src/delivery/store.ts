@@ -73,6 +73,18 @@ export interface PendingReply {
 
 export type StoreHealth = 'ok' | 'failed';
 
+/** A resume point to write at the next commit (serialized then, once per batch). */
+interface ResumeWrite {
+  session: Record<string, unknown>;
+  position: number | null;
+}
+
+/** Where the `answered_groups` rows start after a prune, and how many ids they hold. */
+interface PruneResult {
+  index: number;
+  rows: number;
+}
+
 type Op =
   { kind: 'dropOutbox'; eventId: string } | { kind: 'intent'; reply: PendingReply; at: number };
 
@@ -192,13 +204,10 @@ export class DeliveryStore {
    */
   private readonly writeBatch: (
     ops: readonly Op[],
-    resumeWrites: ReadonlyMap<
-      string,
-      { session: Record<string, unknown>; position: number | null }
-    >,
+    resumeWrites: ReadonlyMap<string, ResumeWrite>,
     answered: readonly string[],
     now: number,
-  ) => readonly [Group | null, { index: number; rows: number } | null];
+  ) => readonly [Group | null, PruneResult | null];
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly rememberMs: number;
@@ -210,10 +219,7 @@ export class DeliveryStore {
   private readonly pending: PendingReply[];
   private ops: Op[] = [];
   /** Serialized once per batch at commit, not once per call. */
-  private resumeWrites = new Map<
-    string,
-    { session: Record<string, unknown>; position: number | null }
-  >();
+  private resumeWrites = new Map<string, ResumeWrite>();
   /** Ids answered since the last commit, in order: the next `answered_groups` row. */
   private answeredBatch: string[] = [];
   /** The `answered_groups` rows on disk, oldest first from `groupsHead`. */
@@ -252,10 +258,7 @@ export class DeliveryStore {
     this.writeBatch = db.transaction(
       (
         ops: readonly Op[],
-        resumeWrites: ReadonlyMap<
-          string,
-          { session: Record<string, unknown>; position: number | null }
-        >,
+        resumeWrites: ReadonlyMap<string, ResumeWrite>,
         answered: readonly string[],
         now: number,
       ) => {
@@ -284,7 +287,7 @@ export class DeliveryStore {
           const info = this.st.answerGroup.run(now, answered.length, JSON.stringify(answered));
           added = { id: Number(info.lastInsertRowid), at: now, n: answered.length };
         }
-        let pruned: { index: number; rows: number } | null = null;
+        let pruned: PruneResult | null = null;
         if (now - this.lastPruneMs >= PRUNE_INTERVAL_MS) {
           this.lastPruneMs = now;
           pruned = this.prune(now, added?.n ?? 0);
@@ -529,7 +532,7 @@ export class DeliveryStore {
     }
     const now = this.now();
     let group: Group | null = null;
-    let pruneTo: { index: number; rows: number } | null = null;
+    let pruneTo: PruneResult | null = null;
     try {
       [group, pruneTo] = this.writeBatch(ops, resumeWrites, answered, now);
       this.commits += 1;
@@ -568,7 +571,7 @@ export class DeliveryStore {
    * in-memory set keeps the newest `max_entries` of what is read, so the disk holds at most
    * `max_entries` plus one group. Returns where the groups now start, or null when none went.
    */
-  private prune(now: number, added: number): { index: number; rows: number } | null {
+  private prune(now: number, added: number): PruneResult | null {
     const cutoff = now - this.rememberMs;
     let index = this.groupsHead;
     let rows = this.rows + added;
