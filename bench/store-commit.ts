@@ -55,6 +55,15 @@ const group = Number(values.group);
 const id = (i: number): string => `qqbot:ROBOT1.0_${i}_abcdefghijklmnopqrstuvwxyz0123456789`;
 const bigGroup = JSON.stringify(Array.from({ length: group }, (_, i) => id(i)));
 
+/** CPU and wall time per commit since `cpu0` and `t0`. */
+function perCommit(cpu0: NodeJS.CpuUsage, t0: number): { cpuUs: number; wallUs: number } {
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    cpuUs: (cpu.user + cpu.system) / commits,
+    wallUs: ((performance.now() - t0) * 1000) / commits,
+  };
+}
+
 function run(layout: (typeof LAYOUTS)[number]): { cpuUs: number; wallUs: number } {
   const dir = mkdtempSync(join(tmpdir(), 'hgw-store-commit-'));
   const db = new Database(join(dir, 'bench.db'), { timeout: 0 });
@@ -95,11 +104,7 @@ function run(layout: (typeof LAYOUTS)[number]): { cpuUs: number; wallUs: number 
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (let i = 1; i <= commits; i++) commit(i);
-    const cpu = process.cpuUsage(cpu0);
-    return {
-      cpuUs: (cpu.user + cpu.system) / commits,
-      wallUs: ((performance.now() - t0) * 1000) / commits,
-    };
+    return perCommit(cpu0, t0);
   } finally {
     db.close();
     rmSync(dir, { recursive: true, force: true });
@@ -134,11 +139,7 @@ async function runStore(): Promise<{ cpuUs: number; wallUs: number }> {
       store.markAnswered(id(i));
     }
     await store.flush();
-    const cpu = process.cpuUsage(cpu0);
-    return {
-      cpuUs: (cpu.user + cpu.system) / commits,
-      wallUs: ((performance.now() - t0) * 1000) / commits,
-    };
+    return perCommit(cpu0, t0);
   } finally {
     store.close();
     rmSync(dir, { recursive: true, force: true });
