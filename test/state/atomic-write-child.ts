@@ -33,9 +33,9 @@ if (mode === 'fail') {
   const dir = dirname(path);
   const name = basename(path);
   void store.commit();
-  // Queued after the write's own microtask, which opens the temp file before its first await:
-  // the open completes on libuv's thread pool while this loop holds the main thread, so the
-  // process exits with the temp file on disk and the write not finished.
+  // Queued after the write's own microtask, which creates and fills the temp file on this
+  // thread and then waits for its fsync on libuv's thread pool: this loop sees the temp file
+  // while the fsync is still out, so the process exits with the write not finished.
   queueMicrotask(() => {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
