@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DeliveryStore, deliveryStorePath, type PendingReply } from '../../src/delivery/store.js';
+import {
+  DeliveryStore,
+  WAL_FLUSH_EVERY_COMMITS,
+  deliveryStorePath,
+  type PendingReply,
+} from '../../src/delivery/store.js';
 import { HandledWatermark } from '../../src/delivery/watermark.js';
 import { captureLogger } from '../support/capture.js';
 import { scratchRoot } from '../support/spawn-gateway.js';
@@ -46,6 +51,29 @@ function groupRows(path: string): Array<{ at: number; ids: string[] }> {
     return rows.map((r) => ({ at: r.at, ids: JSON.parse(r.ids) as string[] }));
   } finally {
     db.close();
+  }
+}
+
+/** Descriptors of this process open on `file`, or on what was `file` before it was deleted. */
+function openDescriptors(file: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target === file || target === `${file} (deleted)`) n += 1;
+    } catch {
+      // Closed between the listing and the read (the listing's own descriptor).
+    }
+  }
+  return n;
+}
+
+/** Waits (polling every 2 ms, 5 s at most) until `done` holds. */
+async function until(what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!done()) {
+    assert.ok(Date.now() < deadline, `${what}: not within 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
 
@@ -382,6 +410,58 @@ CREATE TABLE resume_points (
       store.markAnswered('qqbot:m4');
       await assert.rejects(store.flush(), { code: 'GW_ERR_DELIVERY_STORE_WRITE' });
       store.close();
+    },
+  );
+
+  await t.test(
+    'sync normal: the WAL is fsynced in the background every WAL_FLUSH_EVERY_COMMITS commits',
+    async () => {
+      const path = await freshPath();
+      const store = open(path);
+      let n = 0;
+      for (let round = 1; round <= 2; round++) {
+        const before = store.commitCount;
+        while (store.commitCount - before < WAL_FLUSH_EVERY_COMMITS) {
+          await store.writeIntents([reply(`qqbot:w${n++}`, 0, 'x')]);
+        }
+        await until(`flush ${round}`, () => store.walFlushCount === round);
+      }
+      // Fewer commits than the interval since the last flush: none more.
+      await store.writeIntents([reply(`qqbot:w${n++}`, 0, 'x')]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(store.walFlushCount, 2);
+      // SQLite's own and the store's.
+      assert.equal(openDescriptors(`${path}-wal`), 2);
+      store.close();
+      assert.equal(openDescriptors(`${path}-wal`), 0);
+    },
+  );
+
+  await t.test('sync full: no background flush (every commit fsyncs the WAL itself)', async () => {
+    const path = await freshPath();
+    const store = open(path, { sync: 'full' });
+    for (let i = 0; i < WAL_FLUSH_EVERY_COMMITS + 1; i++) {
+      await store.writeIntents([reply(`qqbot:f${i}`, 0, 'x')]);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(store.walFlushCount, 0);
+    // SQLite's own only.
+    assert.equal(openDescriptors(`${path}-wal`), 1);
+    store.close();
+  });
+
+  await t.test(
+    'closed during a background flush: the WAL descriptor closes when it ends',
+    async () => {
+      const path = await freshPath();
+      const store = open(path);
+      for (let i = 0; i < WAL_FLUSH_EVERY_COMMITS; i++) {
+        await store.writeIntents([reply(`qqbot:c${i}`, 0, 'x')]);
+      }
+      // The last commit started the flush; it is on the thread pool now.
+      store.close();
+      await until('the WAL descriptor closed', () => openDescriptors(`${path}-wal`) === 0);
+      assert.equal(store.health, 'ok');
     },
   );
 
