@@ -11,8 +11,19 @@ import type { Logger } from 'pino';
 import type { RawData, WebSocket as WebSocketClass } from 'ws';
 import { requireLibrary } from '../util/require-library.js';
 
-const WebSocket = requireLibrary('ws') as typeof WebSocketClass;
 type WebSocket = WebSocketClass;
+
+let webSocketClass: typeof WebSocketClass | null = null;
+
+/**
+ * ws, loaded at the first connection rather than with the adapter: systemd waits for READY=1,
+ * which comes before any adapter has fetched its token, and ws with the modules it pulls in
+ * (tls, zlib) is one of the larger loads of a start.
+ */
+function loadWebSocket(): typeof WebSocketClass {
+  webSocketClass ??= requireLibrary('ws') as typeof WebSocketClass;
+  return webSocketClass;
+}
 import { GatewayError } from '../errors.js';
 import { Inbox } from '../util/inbox.js';
 import { ackDeadlineMs, rawSize, rawText } from './ws-frames.js';
@@ -162,6 +173,7 @@ export abstract class GatewaySocket<A extends string> {
     const { timeouts, maxPayloadBytes, url } = this.base;
     let ws: WebSocket;
     try {
+      const WebSocket = loadWebSocket();
       ws = new WebSocket(this.socketUrl(), {
         handshakeTimeout: timeouts.connectMs,
         maxPayload: maxPayloadBytes * 4,
@@ -421,11 +433,11 @@ export abstract class GatewaySocket<A extends string> {
     }
     const ws = this.ws;
     if (ws === null || how === 'none') return;
-    if (how === 'terminate' || ws.readyState === WebSocket.CONNECTING) {
+    if (how === 'terminate' || ws.readyState === ws.CONNECTING) {
       ws.terminate();
       return;
     }
-    if (ws.readyState === WebSocket.OPEN) {
+    if (ws.readyState === ws.OPEN) {
       ws.close(this.base.closeCode, action === 'stop' ? 'stopping' : 'reconnecting');
     }
     this.setTimer('close-wait', this.base.timeouts.closeMs);
@@ -434,7 +446,7 @@ export abstract class GatewaySocket<A extends string> {
   /** Sends a text frame now, if the socket is open. */
   protected sendNow(text: string): void {
     const ws = this.ws;
-    if (ws === null || ws.readyState !== WebSocket.OPEN) return;
+    if (ws === null || ws.readyState !== ws.OPEN) return;
     ws.send(text);
   }
 }
