@@ -92,7 +92,12 @@ async function start(config: ClientConfig): Promise<void> {
     });
     dispatch = (event, done) => pipeline.dispatch(event, done);
   } else {
-    dispatch = () => counter.hit();
+    // Handled as soon as counted: the adapter confirms only handled updates (Telegram's
+    // offset), so an event never ended would hold the stream at its first batch.
+    dispatch = (_event, done) => {
+      counter.hit();
+      done?.();
+    };
   }
   const runner = new Runner({
     adapters,
