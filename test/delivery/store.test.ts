@@ -13,7 +13,7 @@ import {
 } from '../../src/delivery/store.js';
 import { HandledWatermark } from '../../src/delivery/watermark.js';
 import { captureLogger } from '../support/capture.js';
-import { scratchRoot } from '../support/spawn-gateway.js';
+import { scratchRoot, waitFor } from '../support/spawn-gateway.js';
 
 const root = await scratchRoot('hgw-delivery-');
 let counter = 0;
@@ -66,15 +66,6 @@ function openDescriptors(file: string): number {
     }
   }
   return n;
-}
-
-/** Waits (polling every 2 ms, 5 s at most) until `done` holds. */
-async function until(what: string, done: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!done()) {
-    assert.ok(Date.now() < deadline, `${what}: not within 5 s`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
 }
 
 function reply(eventId: string, ordinal: number, text: string): PendingReply {
@@ -371,11 +362,12 @@ CREATE TABLE resume_points (
         await new Promise((resolve) => setImmediate(resolve));
       }
       // Read by a second connection while the store stays open, as a crash would leave it.
-      const deadline = Date.now() + 5_000;
-      while (groupRows(path).flatMap((g) => g.ids).length < 50) {
-        assert.ok(Date.now() < deadline, 'answered ids not committed within 5 s');
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await waitFor(
+        () => groupRows(path).flatMap((g) => g.ids).length >= 50,
+        'the 50 answered ids committed',
+        5_000,
+        5,
+      );
       // One commit per turn would be 50.
       assert.ok(store.commitCount - before < 25, `${store.commitCount - before} commits`);
       store.close();
@@ -424,7 +416,7 @@ CREATE TABLE resume_points (
         while (store.commitCount - before < WAL_FLUSH_EVERY_COMMITS) {
           await store.writeIntents([reply(`qqbot:w${n++}`, 0, 'x')]);
         }
-        await until(`flush ${round}`, () => store.walFlushCount === round);
+        await waitFor(() => store.walFlushCount === round, `background flush ${round}`);
       }
       // Fewer commits than the interval since the last flush: none more.
       await store.writeIntents([reply(`qqbot:w${n++}`, 0, 'x')]);
@@ -460,7 +452,7 @@ CREATE TABLE resume_points (
       }
       // The last commit started the flush; it is on the thread pool now.
       store.close();
-      await until('the WAL descriptor closed', () => openDescriptors(`${path}-wal`) === 0);
+      await waitFor(() => openDescriptors(`${path}-wal`) === 0, 'the WAL descriptor closed');
       assert.equal(store.health, 'ok');
     },
   );
