@@ -9,7 +9,10 @@
  */
 import type { Logger } from 'pino';
 import type { RawData, WebSocket as WebSocketClass } from 'ws';
+import { GatewayError } from '../errors.js';
+import { Inbox } from '../util/inbox.js';
 import { requireLibrary } from '../util/require-library.js';
+import { ackDeadlineMs, rawSize, rawText } from './ws-frames.js';
 
 type WebSocket = WebSocketClass;
 
@@ -24,9 +27,6 @@ function loadWebSocket(): typeof WebSocketClass {
   webSocketClass ??= requireLibrary('ws') as typeof WebSocketClass;
   return webSocketClass;
 }
-import { GatewayError } from '../errors.js';
-import { Inbox } from '../util/inbox.js';
-import { ackDeadlineMs, rawSize, rawText } from './ws-frames.js';
 
 /** The platform's error codes for the failures the shared part detects. */
 export interface GatewaySocketCodes {
