@@ -18,6 +18,7 @@ import { checkStatePath, defaultStatePath } from '../state/paths.js';
 import { HolderLock } from '../util/holder-lock.js';
 import { StateStore } from '../state/store.js';
 import { loadNotifier, type Notifier } from '../systemd/notify.js';
+import { savingCompileCacheOnReady } from './compile-cache.js';
 import { createPipeline } from '../handlers/pipeline.js';
 import { checkControlConfig } from '../control/config.js';
 import { bindStateMetrics, metrics } from '../metrics.js';
@@ -179,7 +180,7 @@ async function runWithStateFile(
 
   let notifier;
   try {
-    notifier = loadNotifier(env);
+    notifier = savingCompileCacheOnReady(loadNotifier(env), log);
   } catch (err) {
     const error = toGatewayError(err, 'GW_ERR_NOTIFY_UNAVAILABLE');
     log.error({ code: error.code, exit_code: exitCodeFor(error) }, error.message);

@@ -8,6 +8,7 @@ import { createHandler } from '../handlers/create.js';
 import { brokerSchema } from '../handlers/nats/config.js';
 import { LOG_FORMATS, createLogger } from '../log/logger.js';
 import { loadNotifier } from '../systemd/notify.js';
+import { savingCompileCacheOnReady } from './compile-cache.js';
 
 /** `worker.yaml`: strict like the gateway's config; `handler:` is any local handler. */
 export const workerConfigSchema = z
@@ -49,6 +50,7 @@ export async function runWorker(configPath: string, env: NodeJS.ProcessEnv): Pro
     return exitCodeFor(error);
   }
   const log = createLogger({ level: config.log_level, format: config.log_format, env });
+  notifier = savingCompileCacheOnReady(notifier, log);
   const handler = createHandler(config.handler, { log });
   // Loaded only by this command: the NATS client costs every other command's start.
   const { createWorker } = await import('../handlers/nats/worker.js');

@@ -58,7 +58,7 @@ await test('it holds what runs, and nothing of the tests, benches or sources', (
     readFileSync(join(packed.copy, 'dist/src/cli/bundle/meta.json'), 'utf8'),
   ) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
   const bundle = Object.keys(meta.outputs)
-    .filter((output) => output.endsWith('.js'))
+    .filter((output) => /\.c?js$/.test(output))
     .map((output) => `dist/src/cli/${output.replace(/^\.bundle\//, '')}`)
     .sort();
   assert.deepEqual(paths.filter((p) => p.startsWith('dist/')).sort(), bundle);

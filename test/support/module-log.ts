@@ -2,10 +2,14 @@
  * Preloaded into a gateway (`NODE_OPTIONS=--import <this file>`) by the tests that assert what
  * `run` loads: appends the location of every module the process loads, ES modules (through a
  * loader hook) and CommonJS ones (`require`, `createRequire`, native addons), one per line, to
- * the file $HGW_MODULE_LOG names. What was loaded, not how long it took.
+ * the file $HGW_MODULE_LOG names. What was loaded, not how long it took. The bundled CLI
+ * holds the gateway's own modules in one file: each of them reports itself to a hook when it
+ * is evaluated (scripts/bundle-cli), which logs it as the compiled module of dist/src it was
+ * made from.
  */
 import { appendFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 const logFile = process.env.HGW_MODULE_LOG;
 if (!logFile) throw new Error('module-log: HGW_MODULE_LOG is not set');
@@ -34,4 +38,12 @@ Module._load = (request, parent, isMain) => {
     // A builtin or a name that resolved some other way: not what these tests look for.
   }
   return exports;
+};
+
+/** Shared with scripts/bundle-cli, whose modules call it with their path from the package root. */
+const EVALUATED_HOOK = Symbol.for('hermes-gateway.module-evaluated');
+/** The package root: this file is dist/test/support/module-log.js. */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+(globalThis as Record<symbol, unknown>)[EVALUATED_HOOK] = (path: string): void => {
+  appendFileSync(logFile, `${ROOT}${path}\n`);
 };
