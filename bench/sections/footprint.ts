@@ -52,7 +52,10 @@ async function withGateway<T>(
 // ---- start-up --------------------------------------------------------------------------------
 
 interface StartupFigure {
+  /** Starts with the compile cache the first one left (what systemd's restarts get). */
   readyMs: number[];
+  /** The first start, with no compile cache yet (once after an install or upgrade). */
+  firstReadyMs: number | null;
   connectedMs: number[];
   readyError: string | null;
   bareNodeMs: number[];
@@ -65,16 +68,28 @@ async function bareNodeStartup(): Promise<number> {
   return wallNow() - t0;
 }
 
+/**
+ * One start with an empty compile cache (src/cli/bundle-loader.ts), then `startupRuns` starts
+ * with the cache it wrote, in a cache folder of the section's own.
+ */
 async function startup(options: FootprintOptions): Promise<StartupFigure> {
-  const figure: StartupFigure = { readyMs: [], connectedMs: [], readyError: null, bareNodeMs: [] };
-  for (let run = 0; run < options.startupRuns; run++) {
+  const figure: StartupFigure = {
+    readyMs: [],
+    firstReadyMs: null,
+    connectedMs: [],
+    readyError: null,
+    bareNodeMs: [],
+  };
+  const cacheDir = await mkdtemp(join(tmpdir(), 'hgw-bench-compile-cache-'));
+  for (let run = 0; run <= options.startupRuns; run++) {
     figure.bareNodeMs.push(await bareNodeStartup());
     const dir = await mkdtemp(join(tmpdir(), 'hgw-bench-notify-'));
     let receiver: NotifyReceiver | null = null;
     try {
       receiver = await NotifyReceiver.start(dir);
       const r = receiver;
-      await withGateway({}, { NOTIFY_SOCKET: r.path }, async (gateway, stateFile) => {
+      const env = { NOTIFY_SOCKET: r.path, XDG_CACHE_HOME: cacheDir };
+      await withGateway({}, env, async (gateway, stateFile) => {
         const { at } = await gateway.waitState(
           stateFile,
           (d) => d.gateway.state === 'running' && d.platforms.qqbot?.state === 'connected',
@@ -88,7 +103,8 @@ async function startup(options: FootprintOptions): Promise<StartupFigure> {
             'READY=1',
             5000,
           );
-          figure.readyMs.push(ready.at - gateway.spawnedAt);
+          if (run === 0) figure.firstReadyMs = ready.at - gateway.spawnedAt;
+          else figure.readyMs.push(ready.at - gateway.spawnedAt);
         } catch (err) {
           figure.readyError = errorText(err).slice(0, 200);
         }
@@ -100,6 +116,7 @@ async function startup(options: FootprintOptions): Promise<StartupFigure> {
       await rm(dir, { recursive: true, force: true });
     }
   }
+  await rm(cacheDir, { recursive: true, force: true });
   return figure;
 }
 
@@ -268,7 +285,19 @@ export async function runFootprint(
       }),
       target: '< 300 ms',
       pass: typeof ready === 'number' ? ready < 300 : null,
-      note: `READY=1 comes once the gateway is running (adapters still connecting); ceiling = a bare \`node -e ""\` from spawn to exit; ${s.readyMs.length} runs, max ${Math.max(...s.readyMs).toFixed(0)} ms`,
+      note: `READY=1 comes once the gateway is running (adapters still connecting); ceiling = a bare \`node -e ""\` from spawn to exit; ${s.readyMs.length} runs after the first, with the compile cache it wrote, max ${Math.max(...s.readyMs).toFixed(0)} ms`,
+    },
+    {
+      section: '4 footprint',
+      metric: 'spawn → READY=1, first start (no compile cache)',
+      unit: 'ms',
+      hermes: s.firstReadyMs ?? `n/a: ${s.readyError ?? 'no READY'}`,
+      ceiling: median(s.bareNodeMs),
+      ...(s.firstReadyMs !== null && {
+        ratio: s.firstReadyMs / median(s.bareNodeMs),
+        ratioOf: 'node -e ""',
+      }),
+      note: 'the first start after an install or upgrade compiles the CLI from source and writes the cache after READY=1',
     },
     {
       section: '4 footprint',
