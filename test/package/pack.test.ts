@@ -13,11 +13,13 @@ import { scratchRoot } from '../support/spawn-gateway.js';
 
 /**
  * Bounds on the package, with room for growth: a test or bench slipping in breaks them. The
- * bundled CLI carries pino, yaml and zod (0.7 MB of its 1.3 MB), which the package therefore
- * no longer installs as dependencies (6 MB of node_modules).
+ * bundled CLI carries pino, yaml and zod (0.7 MB of its 1.65 MB), which the package therefore
+ * no longer installs as dependencies (6 MB of node_modules). It is one CommonJS file, left
+ * readable (not minified: its line numbers mean something in a stack trace), in which esbuild
+ * indents each module that is evaluated only on demand.
  */
 const MAX_TARBALL_BYTES = 500_000;
-const MAX_UNPACKED_BYTES = 1_900_000;
+const MAX_UNPACKED_BYTES = 2_100_000;
 
 const root = await scratchRoot('hgw-pack-');
 let packed: Packed;
