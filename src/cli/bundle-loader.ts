@@ -144,8 +144,8 @@ export function runBundle(bundleFile: string, options: RunBundleOptions = {}): C
 
 /**
  * Writes the code cache of everything compiled so far to `file`, whole or not at all (a
- * temporary file renamed over it), private to the user, and removes this command's caches of
- * other bundles or Node versions. Never throws.
+ * temporary file renamed over it), private to the user, and clears this command's leftovers.
+ * Never throws.
  */
 function writeCache(script: Script, file: string, command: string): CompileCacheSaved {
   const started = performance.now();
@@ -161,10 +161,13 @@ function writeCache(script: Script, file: string, command: string): CompileCache
       rmSync(temp, { force: true });
       throw err;
     }
+    // This command's caches of other bundles or Node versions are dead weight, and so is the
+    // temporary file of a process killed while it wrote (a concurrent writer whose file goes
+    // loses only its own write: this one is whole).
     for (const name of readdirSync(dir)) {
-      if (name !== basename(file) && name.startsWith(`${command}-`) && name.endsWith('.cache')) {
+      if (name === basename(file) || !name.startsWith(`${command}-`)) continue;
+      if (name.endsWith('.cache') || name.endsWith('.tmp'))
         rmSync(join(dir, name), { force: true });
-      }
     }
     return {
       outcome: 'written',

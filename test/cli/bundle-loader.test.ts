@@ -114,6 +114,8 @@ await test('a bundle of the same length but other bytes never gets the old cache
   const changed = bundleSource('new');
   assert.equal(changed.length, bundleSource('old').length);
   await writeFile(bundle, changed);
+  // What a process killed while writing its cache leaves behind.
+  await writeFile(`${first.file!}.12345.tmp`, 'half a cache');
   const second = start(bundle, env);
   assert.equal(second.status, 'miss');
   assert.notEqual(second.file, first.file);
@@ -122,7 +124,7 @@ await test('a bundle of the same length but other bytes never gets the old cache
     ['new'],
     'the new code ran',
   );
-  // Writing the new bundle's cache removed the old one: one file per command.
+  // Writing the new bundle's cache removed the old one and the leftover: one file per command.
   assert.equal(second.saved?.outcome, 'written');
   assert.deepEqual(await readdir(join(second.file!, '..')), [second.file!.split('/').pop()]);
 });
