@@ -5,11 +5,10 @@
  * itself decides when the cache is worth writing: once the daemon is READY, when everything
  * a start runs has been compiled. The two halves live in different files of the package, so
  * they meet through the symbol, not through an import. Without the loader (the compiled tree
- * the tests import) there is no handle and nothing here does anything.
+ * the tests import) there is no handle. This module imports nothing: the loader is bundled
+ * with it, and should carry nothing else of the gateway (src/cli/save-compile-cache.ts is the
+ * bundle's side).
  */
-import type { Logger } from '../log/logger.js';
-import type { Notifier } from '../systemd/notify.js';
-
 /** Where the loader leaves its handle on globalThis. */
 export const COMPILE_CACHE_HANDLE = Symbol.for('hermes-gateway.compile-cache');
 
@@ -38,32 +37,4 @@ export interface CompileCacheHandle {
 export function compileCacheHandle(): CompileCacheHandle | undefined {
   return (globalThis as Record<symbol, unknown>)[COMPILE_CACHE_HANDLE] as
     CompileCacheHandle | undefined;
-}
-
-/**
- * The notifier, with the compile cache written right after READY=1 goes out: by then the
- * start has compiled everything it runs, and READY is not held up by the write. Only a
- * daemon's start is cached (`run`, `worker`); a failed write costs the next start its speed,
- * nothing else, so it is logged at debug.
- */
-export function savingCompileCacheOnReady(notifier: Notifier, log: Logger): Notifier {
-  const handle = compileCacheHandle();
-  if (handle === undefined) return notifier;
-  let saved = false;
-  return {
-    enabled: notifier.enabled,
-    watchdogPingMs: notifier.watchdogPingMs,
-    ready: (status) => {
-      notifier.ready(status);
-      if (saved) return;
-      saved = true;
-      setImmediate(() => {
-        const result = handle.save();
-        log.debug({ status: handle.status, file: handle.file, ...result }, 'compile cache');
-      });
-    },
-    status: (status) => notifier.status(status),
-    watchdog: () => notifier.watchdog(),
-    stopping: (status) => notifier.stopping(status),
-  };
 }

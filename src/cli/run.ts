@@ -18,7 +18,7 @@ import { checkStatePath, defaultStatePath } from '../state/paths.js';
 import { HolderLock } from '../util/holder-lock.js';
 import { StateStore } from '../state/store.js';
 import { loadNotifier, type Notifier } from '../systemd/notify.js';
-import { savingCompileCacheOnReady } from './compile-cache.js';
+import { savingCompileCacheOnReady } from './save-compile-cache.js';
 import { createPipeline } from '../handlers/pipeline.js';
 import { checkControlConfig } from '../control/config.js';
 import { bindStateMetrics, metrics } from '../metrics.js';

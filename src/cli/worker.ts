@@ -8,7 +8,7 @@ import { createHandler } from '../handlers/create.js';
 import { brokerSchema } from '../handlers/nats/config.js';
 import { LOG_FORMATS, createLogger } from '../log/logger.js';
 import { loadNotifier } from '../systemd/notify.js';
-import { savingCompileCacheOnReady } from './compile-cache.js';
+import { savingCompileCacheOnReady } from './save-compile-cache.js';
 
 /** `worker.yaml`: strict like the gateway's config; `handler:` is any local handler. */
 export const workerConfigSchema = z

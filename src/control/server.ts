@@ -11,7 +11,7 @@ import { readBody } from '../net/body.js';
 import { secretDigest, secretMatches } from '../util/secret-compare.js';
 import { listenOn, prepareUnixPath } from '../net/listen.js';
 import type { StateDocument } from '../state/schema.js';
-import type { Notifier } from '../systemd/notify.js';
+import { onReady, type Notifier } from '../systemd/notify.js';
 import { formatListen, type ControlConfig, type ListenAddress } from './config.js';
 import './errors.js';
 
@@ -357,19 +357,11 @@ export function createControlServer(options: ControlServerOptions): ControlServe
       return starting;
     },
     startOnReady(notifier, onError) {
-      return {
-        enabled: notifier.enabled,
-        watchdogPingMs: notifier.watchdogPingMs,
-        ready: (status) => {
-          notifier.ready(status);
-          if (closing || starting) return;
-          starting = doStart();
-          starting.catch((err: unknown) => onError(toGatewayError(err, 'GW_ERR_CONTROL_LISTEN')));
-        },
-        status: (status) => notifier.status(status),
-        watchdog: () => notifier.watchdog(),
-        stopping: (status) => notifier.stopping(status),
-      };
+      return onReady(notifier, () => {
+        if (closing || starting) return;
+        starting = doStart();
+        starting.catch((err: unknown) => onError(toGatewayError(err, 'GW_ERR_CONTROL_LISTEN')));
+      });
     },
     close() {
       closing ??= doClose();

@@ -79,3 +79,21 @@ export function loadNotifier(
     stopping: (status) => send(`STOPPING=1\nSTATUS=${oneLine(status)}`),
   };
 }
+
+/**
+ * `notifier`, with `afterReady` called right after each READY=1 is sent: what has to start
+ * once the gateway is running hooks in here (the control API, the compile cache).
+ */
+export function onReady(notifier: Notifier, afterReady: () => void): Notifier {
+  return {
+    enabled: notifier.enabled,
+    watchdogPingMs: notifier.watchdogPingMs,
+    ready: (status) => {
+      notifier.ready(status);
+      afterReady();
+    },
+    status: (status) => notifier.status(status),
+    watchdog: () => notifier.watchdog(),
+    stopping: (status) => notifier.stopping(status),
+  };
+}
