@@ -1,10 +1,16 @@
 /**
- * The real CLI with extra test platforms (`scripted`, `scripted2`, `secretive`) registered.
- * End-to-end tests spawn this file: the process, its signals, exit codes, state file and logs
- * are the product's own (the same `runAndExit` as dist/src/cli/main.js); only the adapters
- * are scripted. Tests of the entry point itself spawn main.js (PRODUCT_CLI).
+ * The test CLI end-to-end tests spawn (GATEWAY_CLI): the bundle of gateway-cli-main.ts, the
+ * real CLI with the test platforms, started by the product's own loader exactly as
+ * dist/src/cli/main.js starts the product's bundle. So the tests run what ships: one bundle,
+ * compiled with a V8 code cache (src/cli/bundle-loader.ts). The cache is one folder beside
+ * the bundle for every test, not each test's sandboxed HOME, where every start would compile
+ * the bundle anew: about 0.4 s of CPU a start, hundreds of starts a run. Tests of the cache
+ * itself spawn the product's CLI (PRODUCT_CLI) in a sandbox of their own.
  */
-import { runAndExit } from '../../src/cli/entry.js';
-import { testRegistry } from './test-registry.js';
+import { fileURLToPath } from 'node:url';
+import { runBundle } from '../../src/cli/bundle-loader.js';
 
-runAndExit(process.argv, { registry: testRegistry() });
+const bundle = new URL('./bundle/', import.meta.url);
+runBundle(fileURLToPath(new URL('gateway-cli.cjs', bundle)), {
+  env: { ...process.env, CACHE_DIRECTORY: fileURLToPath(new URL('compile-cache', bundle)) },
+});
