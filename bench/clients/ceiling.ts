@@ -7,10 +7,13 @@
  * with a bare keep-alive `http.request` POST of the same text (msg_id, msg_seq 1), nothing
  * between: no queue, no store, no log, no deadline. An echo through the gateway cannot come
  * back sooner on the same machine and fake.
+ *
+ * Variant `pipeline` (the throughput section's least pipeline): each C2C message goes through
+ * the least a message pipeline must do before it is counted (leastPipeline below).
  */
 import http from 'node:http';
 import { WebSocket } from 'ws';
-import { Counter, fail, runChild, type ClientConfig } from '../lib/ipc.js';
+import { Counter, fail, LEAST_PIPELINE_IDS, runChild, type ClientConfig } from '../lib/ipc.js';
 
 async function accessToken(config: ClientConfig): Promise<string> {
   const res = await fetch(config.tokenUrl, {
@@ -65,10 +68,46 @@ function echoer(config: ClientConfig, token: string): (frame: Frame) => void {
   };
 }
 
+/**
+ * The least a message pipeline does (variant `pipeline`): drop an id seen among the last
+ * LEAST_PIPELINE_IDS, keep each chat's events in arrival order, one at a time, and hand each
+ * to an async handler (here one that answers nothing), awaited. No bounds on the queues, no
+ * metrics, logs or store: what the gateway's pipeline does beyond this is its own cost.
+ */
+function leastPipeline(counter: Counter): (frame: Frame) => void {
+  const seen = new Set<string>();
+  const order: string[] = [];
+  const chats = new Map<string, Frame[]>();
+  const handler = (_frame: Frame): Promise<string[]> => Promise.resolve([]);
+  async function run(chat: string, queue: Frame[]): Promise<void> {
+    for (let frame = queue.shift(); frame !== undefined; frame = queue.shift()) {
+      await handler(frame);
+      counter.hit();
+    }
+    chats.delete(chat);
+  }
+  return (frame) => {
+    const id = frame.d?.id ?? '';
+    if (seen.has(id)) return;
+    seen.add(id);
+    order.push(id);
+    if (order.length > LEAST_PIPELINE_IDS) seen.delete(order.shift()!);
+    const chat = frame.d?.author?.user_openid ?? '';
+    const queue = chats.get(chat);
+    if (queue !== undefined) queue.push(frame);
+    else {
+      const fresh = [frame];
+      chats.set(chat, fresh);
+      void run(chat, fresh);
+    }
+  };
+}
+
 async function start(config: ClientConfig): Promise<void> {
   const token = await accessToken(config);
   const counter = new Counter(config.expected);
   const echo = config.variant === 'echo' ? echoer(config, token) : null;
+  const pipeline = config.variant === 'pipeline' ? leastPipeline(counter) : null;
   const ws = new WebSocket(config.wsUrl, { perMessageDeflate: false });
   let seq: number | null = null;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -80,7 +119,8 @@ async function start(config: ClientConfig): Promise<void> {
       case 0:
         if (frame.t === 'C2C_MESSAGE_CREATE') {
           echo?.(frame);
-          counter.hit();
+          if (pipeline !== null) pipeline(frame);
+          else counter.hit();
         } else if (frame.t === 'READY') counter.ready();
         return;
       case 10: {

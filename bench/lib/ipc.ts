@@ -5,6 +5,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { wallNow } from './util.js';
 
+/** Ids the least pipeline (bench/clients/ceiling.ts, variant `pipeline`) remembers to drop copies. */
+export const LEAST_PIPELINE_IDS = 10_000;
+
 /** What a client child is told (JSON in argv[2]). */
 export interface ClientConfig {
   tokenUrl: string;
