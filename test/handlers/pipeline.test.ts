@@ -7,6 +7,7 @@ import type { Handler, Reply } from '../../src/handlers/handler.js';
 import { createPipeline, type Pipeline } from '../../src/handlers/pipeline.js';
 import { createMetrics, type GatewayMetrics } from '../../src/metrics.js';
 import { captureLogger } from '../support/capture.js';
+import { waitFor } from '../support/spawn-gateway.js';
 import { GatedHandler, makeEvent, RecordingAdapter } from './helpers.js';
 
 async function value(
@@ -248,8 +249,14 @@ await test('pipeline back-pressure', async (t) => {
       assert.equal(overflowLines().length, 1);
       assert.equal(overflowLines()[0]!.event_id, dropped.id);
 
-      // One summary per interval while drops go on, with every drop not logged yet.
-      await new Promise((resolve) => setTimeout(resolve, intervalMs * 1.5));
+      // One summary per interval while drops go on, with every drop not logged yet. Waited
+      // for by polling on a short timer, not slept for: the poll that sees a summary is due
+      // before the pipeline's next interval ends, so the drops below still fall into it
+      // however late this process runs (a sleep that started late once let that interval end
+      // first, in CI).
+      const summaries = (n: number): Promise<unknown> =>
+        waitFor(() => overflowLines().length >= n, `overflow line ${n}`, 5_000, 5);
+      await summaries(2);
       assert.equal(overflowLines().length, 2);
       const summary = overflowLines()[1]!;
       assert.equal(summary.level, 40);
@@ -259,11 +266,12 @@ await test('pipeline back-pressure', async (t) => {
       assert.equal(summary.event_id, undefined);
       for (let i = 0; i < 10; i++) pipeline.dispatch(makeEvent({ chat: 'a' }));
       assert.equal(overflowLines().length, 2, 'still summing up');
-      await new Promise((resolve) => setTimeout(resolve, intervalMs * 1.5));
+      await summaries(3);
       assert.equal(overflowLines().length, 3);
       assert.equal(overflowLines()[2]!.dropped, 10);
 
       // A quiet interval ends the summing: the next drop is logged at once, with its event.
+      // The pipeline's timer is due before this one, so it has run when this one ends.
       await new Promise((resolve) => setTimeout(resolve, intervalMs * 2.5));
       assert.equal(overflowLines().length, 3, 'no summary of nothing');
       const later = makeEvent({ chat: 'a' });
