@@ -126,7 +126,7 @@ export function readState(path: string): StateDocument | undefined {
 export async function waitFor<T>(
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
   intervalMs = 10,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -144,7 +144,7 @@ export function waitForState(
   path: string,
   predicate: (doc: StateDocument) => boolean,
   what: string,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
 ): Promise<StateDocument> {
   return waitFor(
     () => {
@@ -246,7 +246,7 @@ export class GatewayProcess {
   waitForLine(
     predicate: (line: LogLine) => boolean,
     what: string,
-    timeoutMs = 5_000,
+    timeoutMs = 10_000,
   ): Promise<LogLine> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
@@ -277,7 +277,7 @@ export class GatewayProcess {
     path: string,
     predicate: (doc: StateDocument) => boolean,
     what: string,
-    timeoutMs = 5_000,
+    timeoutMs = 10_000,
   ): Promise<StateDocument> {
     return waitFor(
       () => {
