@@ -16,6 +16,7 @@ import {
   sandboxEnv,
   scratchRoot,
 } from '../support/spawn-gateway.js';
+import { qqbotInstanceFor } from '../support/qq-instance.js';
 
 const SECRET_ENV = 'HGW_TEST_QQ_SECRET';
 const root = await scratchRoot('hgw-instances-e2e-');
@@ -28,10 +29,7 @@ function qqInstance(
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
   return {
-    app_id: fake.settings.appId,
-    client_secret: `\${${SECRET_ENV}}`,
-    token_url: fake.tokenUrl,
-    api_base: fake.apiBase,
+    ...qqbotInstanceFor(fake, SECRET_ENV),
     reconnect: { backoff_ms: [20, 40], max_attempts: 2, healthy_after_ms: 10_000 },
     timeouts: { rest_ms: 5_000, token_ms: 5_000, close_ms: 200 },
     jitter: false,

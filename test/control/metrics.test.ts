@@ -29,6 +29,7 @@ import {
   PRODUCT_CLI,
 } from '../support/spawn-gateway.js';
 import { ScriptedAdapter, scriptedSchema } from '../support/scripted-platform.js';
+import { qqbotInstanceFor } from '../support/qq-instance.js';
 
 const TOKEN = 'metrics-test-token';
 
@@ -105,10 +106,7 @@ await test('hermes_reconnects_total counts real reconnects, read over the contro
     {
       platforms: {
         qqbot: {
-          app_id: fake.settings.appId,
-          client_secret: '${HGW_TEST_QQ_SECRET}',
-          token_url: fake.tokenUrl,
-          api_base: fake.apiBase,
+          ...qqbotInstanceFor(fake, 'HGW_TEST_QQ_SECRET'),
           reconnect: { backoff_ms: [20], max_attempts: 5, healthy_after_ms: 60_000 },
           jitter: false,
         },

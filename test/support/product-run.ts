@@ -14,6 +14,7 @@ import {
   waitForState,
   writeConfig,
 } from './spawn-gateway.js';
+import { qqbotInstanceFor } from './qq-instance.js';
 
 const SECRET_ENV = 'HGW_TEST_QQ_SECRET';
 /** Generous: the machine may be loaded; no test of a start is about time. */
@@ -43,12 +44,7 @@ export async function withProductRun<T>(
       handler: { type: 'echo' },
       ...options.top,
       platforms: {
-        qqbot: {
-          app_id: fake.settings.appId,
-          client_secret: `\${${SECRET_ENV}}`,
-          token_url: fake.tokenUrl,
-          api_base: fake.apiBase,
-        },
+        qqbot: qqbotInstanceFor(fake, SECRET_ENV),
       },
     });
     const gateway = new GatewayProcess(['run', '--config', config], {

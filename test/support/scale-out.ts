@@ -16,6 +16,7 @@ import {
   type GatewayProcess,
   waitFor,
 } from './spawn-gateway.js';
+import { qqbotInstanceFor } from './qq-instance.js';
 
 export const QQ_SECRET_ENV = 'HGW_TEST_QQ_SECRET';
 
@@ -84,10 +85,7 @@ export async function startScaleOut(options: ScaleOutOptions = {}): Promise<Scal
     platforms: {
       qqbot: {
         enabled: true,
-        app_id: fake.settings.appId,
-        client_secret: `\${${QQ_SECRET_ENV}}`,
-        token_url: fake.tokenUrl,
-        api_base: fake.apiBase,
+        ...qqbotInstanceFor(fake, QQ_SECRET_ENV),
         reconnect: { backoff_ms: [20, 40], max_attempts: 3, healthy_after_ms: 10_000 },
         timeouts: { rest_ms: 2_000, token_ms: 2_000, close_ms: 200 },
         jitter: false,

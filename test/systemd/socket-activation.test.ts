@@ -21,6 +21,7 @@ import {
   writeDropIn,
 } from '../support/service-scenario.js';
 import { SystemdHarness } from '../support/systemd-harness.js';
+import { qqbotInstanceFor } from '../support/qq-instance.js';
 
 const skip = await scenarioSkipReason();
 const WAIT_MS = 20_000;
@@ -54,10 +55,7 @@ await test(
         handler: { type: 'echo' },
         platforms: {
           qqbot: {
-            app_id: fake.settings.appId,
-            client_secret: '${HGW_SOCKET_SECRET}',
-            token_url: fake.tokenUrl,
-            api_base: fake.apiBase,
+            ...qqbotInstanceFor(fake, 'HGW_SOCKET_SECRET'),
             jitter: false,
             transport: 'webhook',
             webhook: { listen },

@@ -18,6 +18,7 @@ import { FakeQQServer } from '../../../src/fakes/qq/server.js';
 import { runGatewayCli, sandboxEnv, stderrCode } from '../../support/spawn-gateway.js';
 import { controlRequest } from '../../../src/control/client.js';
 import type { Json } from './harness.js';
+import { qqbotInstanceFor } from '../../support/qq-instance.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const SECRET_ENV = 'HGW_TEST_QQ_SECRET';
@@ -62,10 +63,7 @@ async function spawnCli(
     platforms: {
       qqbot: {
         enabled: true,
-        app_id: fake.settings.appId,
-        client_secret: `\${${SECRET_ENV}}`,
-        token_url: fake.tokenUrl,
-        api_base: fake.apiBase,
+        ...qqbotInstanceFor(fake, SECRET_ENV),
         reconnect: { backoff_ms: [20, 40], max_attempts: 3, healthy_after_ms: 10_000 },
         timeouts: { rest_ms: 1_000, token_ms: 1_000, close_ms: 200 },
         jitter: false,

@@ -20,6 +20,7 @@ import {
   writeConfig,
 } from '../../support/spawn-gateway.js';
 import { within } from '../../support/deadline.js';
+import { qqbotInstanceFor } from '../../support/qq-instance.js';
 
 const SECRET_ENV = 'HGW_TEST_QQ_SECRET';
 const root = await scratchRoot('hgw-qq-webhook-');
@@ -31,10 +32,7 @@ function config(fake: FakeQQServer, port: number): Record<string, unknown> {
     shutdown_timeout_ms: 2_000,
     platforms: {
       qqbot: {
-        app_id: fake.settings.appId,
-        client_secret: `\${${SECRET_ENV}}`,
-        token_url: fake.tokenUrl,
-        api_base: fake.apiBase,
+        ...qqbotInstanceFor(fake, SECRET_ENV),
         reconnect: { backoff_ms: [20, 40], max_attempts: 3 },
         timeouts: { rest_ms: 1_000, token_ms: 1_000 },
         jitter: false,
