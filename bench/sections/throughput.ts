@@ -228,6 +228,7 @@ function rowsOf(outcomes: Map<string, ClientOutcome>, options: ThroughputOptions
           ? ' (+pipeline +store)'
           : '';
     const piped = hermes.variant !== undefined;
+    const targetRatio = piped ? 0.7 : 0.9;
     // The store's cost is held to the issue 15 budget: at most 15 % of the pipeline's rate.
     const plain = figure(outcomes.get('hermes-pipeline'), (r) => r.eventsPerSec);
     const storeShare =
@@ -243,10 +244,14 @@ function rowsOf(outcomes: Map<string, ClientOutcome>, options: ThroughputOptions
       peers: peerRates,
       ratio,
       ratioOf: 'ceiling',
-      // Issue 12 holds the inbound path and the whole pipeline (dedupe window, per-chat order
-      // and queues, metrics, the handler call) to ≥ 0.7× the ceiling; the least-pipeline row
-      // below tells how far any pipeline that awaits a handler per event can get.
-      target: hermes.variant === 'pipeline-store' ? '≥0.85× +pipeline' : '≥0.7× ceiling, > peers',
+      // Issue 12 holds the inbound path to ≥ 0.9× the ceiling and the whole pipeline (dedupe
+      // window, per-chat order and queues, metrics, the handler call) to ≥ 0.7×; the
+      // least-pipeline row below tells how far any pipeline that awaits a handler per event
+      // can get.
+      target:
+        hermes.variant === 'pipeline-store'
+          ? '≥0.85× +pipeline'
+          : `≥${targetRatio}× ceiling, > peers`,
       // The ratio is defined over the issue's 200,000 events: a shorter (--quick) run is
       // dominated by warm-up (the JIT has not settled), so it prints no verdict.
       pass:
@@ -256,7 +261,7 @@ function rowsOf(outcomes: Map<string, ClientOutcome>, options: ThroughputOptions
             : storeShare >= 0.85
           : aheadOfPeers === null || options.events < 200_000
             ? null
-            : ratio !== null && ratio >= 0.7 && aheadOfPeers,
+            : ratio !== null && ratio >= targetRatio && aheadOfPeers,
       note:
         hermes.variant === 'pipeline-store'
           ? `the same with the delivery store on (watermark, answered set, resume point; SQLite WAL, group commit): ${storeShare === null ? '-' : (storeShare * 100).toFixed(1)} % of +pipeline`
