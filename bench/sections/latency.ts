@@ -22,7 +22,15 @@ import { startGatewayWithFake } from '../lib/gateway-with-fake.js';
 import { ClientProcess } from '../lib/ipc.js';
 import { openLoop } from '../lib/load.js';
 import type { Row } from '../lib/report.js';
-import { DIST_BENCH, max, procCpuMs, quantile, rssBytes, sleep } from '../lib/util.js';
+import {
+  collectGarbage,
+  DIST_BENCH,
+  max,
+  procCpuMs,
+  quantile,
+  rssBytes,
+  sleep,
+} from '../lib/util.js';
 
 export interface LatencyOptions {
   rates: number[];
@@ -186,6 +194,9 @@ async function runRate(
       } else duplicates += 1;
     };
     fake.on('message-sent', onSent);
+    // The set-up's garbage (this run's payloads, the last run's arrays) collected now, not by
+    // a major GC of this process, where the fake runs, in the middle of the timed run.
+    collectGarbage();
     // A little traffic first, so the first measured events do not pay for lazy set-up.
     await sleep(200);
     const loop = monitorEventLoopDelay({ resolution: 1 });
