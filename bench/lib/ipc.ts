@@ -169,6 +169,18 @@ export class ForkedChild<M extends { type: string }> {
   }
 
   /**
+   * Why the child gave up on its own, if it did: the text of a queued `error` message, else
+   * how it exited; null while it runs without one. Takes nothing from the queue.
+   */
+  failure(): string | null {
+    for (const m of this.inbox) {
+      const text = (m as { type: string; message?: unknown }).message;
+      if (m.type === 'error') return typeof text === 'string' ? text : 'error';
+    }
+    return this.exitInfo;
+  }
+
+  /**
    * Resolves with (and removes) the first queued message `accept` takes, waiting for one;
    * rejects on timeout or when the child exits first. `what` names it in the timeout error.
    */

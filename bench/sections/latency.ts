@@ -78,6 +78,8 @@ export interface LatencyFigure {
   warmupMaxMs: number;
   /** Gateway log lines at warn or above during the run, by message (first 60 chars). */
   gatewayWarnings: Record<string, number>;
+  /** Why the answerer stopped during the run; null when it kept answering to the end. */
+  failure: string | null;
 }
 
 /** A started answerer: the gateway CLI or the bare echo client, each with the fake. */
@@ -85,6 +87,8 @@ interface Answerer {
   fake: FakeQQServer;
   pid: number;
   warnings: () => Record<string, number>;
+  /** Why the answerer stopped during the run (it exited, or the bare client gave up); else null. */
+  failure: () => string | null;
   close: () => Promise<void>;
 }
 
@@ -125,7 +129,13 @@ async function startGateway(store: boolean, options: LatencyOptions): Promise<An
     await close();
     throw err;
   }
-  return { fake, pid: gateway.pid, warnings: () => gateway.warnings(), close };
+  return {
+    fake,
+    pid: gateway.pid,
+    warnings: () => gateway.warnings(),
+    failure: () => (gateway.running ? null : `the gateway exited with ${gateway.exitCode}`),
+    close,
+  };
 }
 
 async function startFloor(expected: number): Promise<Answerer> {
@@ -160,6 +170,10 @@ async function startFloor(expected: number): Promise<Answerer> {
     fake,
     pid: child.pid,
     warnings: () => (child.stderr === '' ? {} : { [child.stderr.slice(0, 60)]: 1 }),
+    failure: () => {
+      const why = child.failure();
+      return why === null ? null : `the bare echo client gave up: ${why.slice(0, 200)}`;
+    },
     close,
   };
 }
@@ -221,6 +235,7 @@ async function runRate(
     const rss = rssBytes(answerer.pid);
     fake.off('message-sent', onSent);
     const gatewayWarnings = answerer.warnings();
+    const failure = answerer.failure();
     const warmupEnd = t0 + options.warmupSeconds * 1000;
     const latencies: number[] = [];
     const timed: Array<{ atSec: number; ms: number }> = [];
@@ -269,6 +284,7 @@ async function runRate(
       slowest,
       warmupMaxMs,
       gatewayWarnings,
+      failure,
       worstPerSecondMs: Array.from(worstPerSecondMs, (v) => Math.round((v ?? 0) * 10) / 10),
       fakeCpuShare: (cpu.user + cpu.system) / 1e6 / elapsed,
     };
@@ -305,12 +321,13 @@ export async function runLatency(
       options.log(
         `  worst latency per second (ms): ${f.worstPerSecondMs.map((v) => v.toFixed(0)).join(' ')}`,
       );
+      if (f.failure !== null) options.log(`  ${label}: ${f.failure}`);
     }
   }
   const rows: Row[] = [];
   for (const f of figures) {
     const tag = `@${f.rate}/s${SUBJECT_LABEL[f.subject]}`;
-    const lost = f.missing > 0 || f.duplicates > 0;
+    const lost = f.missing > 0 || f.duplicates > 0 || f.failure !== null;
     const floor =
       f.subject === 'gateway'
         ? figures.find((g) => g.subject === 'floor' && g.rate === f.rate)
@@ -354,7 +371,8 @@ export async function runLatency(
           `${f.measured} events measured (${f.sent} sent, first ${options.warmupSeconds} s not counted), ` +
           `${f.missing} without reply, ${f.duplicates} duplicate replies; ${who} CPU ` +
           `${((f.gatewayCpuShare ?? NaN) * 100).toFixed(0)}% of a core, RSS ${(f.gatewayRssMb ?? NaN).toFixed(0)} MB; ` +
-          `the fake's own loop delay p99 ${f.fakeLoopDelayP99Ms.toFixed(1)} ms (included)`,
+          `the fake's own loop delay p99 ${f.fakeLoopDelayP99Ms.toFixed(1)} ms (included)` +
+          (f.failure === null ? '' : `; NOT A FULL RUN: ${f.failure}`),
       },
       {
         section: '2 echo latency',
