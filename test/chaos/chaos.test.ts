@@ -60,9 +60,10 @@ await test('chaos soak', async (t) => {
       assert.ok(summary.telegram !== null, report);
       assert.ok(summary.telegram.answered > 30, report);
       assert.equal(summary.telegram.never_answered, 0, report);
-      if ((injected.tg_half_open ?? 0) > 0) {
-        assert.ok(summary.telegram.half_open_detected > 0, report);
-      }
+      // A silent poll is noticed by the process that holds it; one killed or ended first (a
+      // kill -9 or fatal fault drawn just after) leaves nobody to notice, and is no failure.
+      const tg = summary.telegram;
+      if (tg.half_open_hung > tg.half_open_cut_short) assert.ok(tg.half_open_detected > 0, report);
       // The Discord instance beside them: its faults drawn, its users answered exactly once.
       for (const kind of ['dc_close', 'dc_send_fault', 'dc_resume_refused']) drawn(kind);
       // A silent-link fault needs a live link: drawn while a process restarts, it is skipped

@@ -107,7 +107,7 @@ function printSummary(s: SoakSummary): void {
   if (s.telegram !== null) {
     const t = s.telegram;
     out.push(
-      `  telegram: pushed ${t.pushed}, answered ${t.answered} (again after a restart ${t.answered_again_after_restart}), failed with a logged code ${t.failed_with_code}, lost in a crash/fatal ${t.lost_in_crash}, never answered ${t.never_answered}; silent polls detected ${t.half_open_detected} (max ${t.half_open_max_ms ?? '-'} ms); ${t.fake_requests} Bot API requests`,
+      `  telegram: pushed ${t.pushed}, answered ${t.answered} (again after a restart ${t.answered_again_after_restart}), failed with a logged code ${t.failed_with_code}, lost in a crash/fatal ${t.lost_in_crash}, never answered ${t.never_answered}; silent polls ${t.half_open_hung}: detected ${t.half_open_detected} (max ${t.half_open_max_ms ?? '-'} ms), cut short by the process ending ${t.half_open_cut_short}; ${t.fake_requests} Bot API requests`,
     );
   }
   if (s.discord !== null) {

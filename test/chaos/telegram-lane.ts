@@ -72,7 +72,11 @@ export interface TgStats {
   lost_in_crash: number;
   never_answered: number;
   answered_again_after_restart: number;
+  /** Polls the fake held silent (a `tg_half_open` fault taken by a poll). */
+  half_open_hung: number;
   half_open_detected: number;
+  /** Silent polls whose process ended (a kill, a fatal exit) before it could notice. */
+  half_open_cut_short: number;
   /** Longest silent poll → left `connected`, ms. */
   half_open_max_ms: number | null;
   fake_requests: number;
@@ -83,6 +87,8 @@ export class TelegramLane {
   private readonly byText = new Map<string, TgMessage>();
   private readonly watches: HalfOpenWatch[] = [];
   private readonly detections: number[] = [];
+  private hung = 0;
+  private cutShort = 0;
   private count = 0;
 
   private constructor(
@@ -107,6 +113,7 @@ export class TelegramLane {
     });
     fake.on('hang', (h: { method: string; at: number }) => {
       if (h.method !== 'getupdates') return;
+      this.hung += 1;
       this.watches.push({ at: h.at, pid: this.livePid(), stall0: this.stall(), seen: false });
     });
   }
@@ -198,6 +205,7 @@ export class TelegramLane {
       if (w.seen) continue;
       // The process that held the poll died: nobody is left to notice.
       if (w.pid === null || w.pid !== this.livePid()) {
+        this.cutShort += 1;
         this.watches.splice(i, 1);
         continue;
       }
@@ -276,7 +284,9 @@ export class TelegramLane {
         (m) => m.replies.length === 0 && m.failedCode === null && !m.inCrash,
       ).length,
       answered_again_after_restart: list.filter((m) => m.replies.length > 1).length,
+      half_open_hung: this.hung,
       half_open_detected: this.detections.length,
+      half_open_cut_short: this.cutShort,
       half_open_max_ms: this.detections.length === 0 ? null : Math.max(...this.detections),
       fake_requests: this.fake.requests.length,
     };
