@@ -77,7 +77,11 @@ await test('chaos soak', async (t) => {
       assert.equal(summary.discord.never_answered, 0, report);
       assert.equal(summary.discord.answered_twice, 0, report);
       assert.equal(summary.discord.fake_violations, 0, report);
-      if (silentInjected > 0) assert.ok(summary.discord.zombies_detected > 0, report);
+      // As for Telegram's silent poll: a zombie whose process was killed first is not owed.
+      const dc = summary.discord;
+      if (silentInjected > 0 && dc.zombies_made > dc.zombies_cut_short) {
+        assert.ok(dc.zombies_detected > 0, report);
+      }
       assert.ok(summary.discord.resumes_accepted > 0, report);
       // The QQ webhook instance: its faults drawn, every refused request refused with its
       // status (or unreachable during a restart), nothing refused dispatched (a violation),

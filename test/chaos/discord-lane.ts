@@ -112,7 +112,11 @@ export interface DcStats {
   lost_with_session: number;
   never_answered: number;
   answered_twice: number;
+  /** Links made silent (stopped ACKs or half-open) while a process held them. */
+  zombies_made: number;
   zombies_detected: number;
+  /** Silent links whose process ended (a kill, a fatal exit) before it could notice. */
+  zombies_cut_short: number;
   /** Longest stopped-ACK / half-open → left `connected`, ms; and as a multiple of the interval. */
   zombie_max_ms: number | null;
   zombie_max_intervals: number | null;
@@ -125,6 +129,8 @@ export class DiscordLane {
   private readonly messages = new Map<string, DcMessage>();
   private readonly watches: ZombieWatch[] = [];
   private readonly detections: number[] = [];
+  private zombiesMade = 0;
+  private zombiesCutShort = 0;
   private readonly perChannel = new Map<string, number>();
   /** Per channel and pid: the index of the last message answered (order check). */
   private readonly lastAnswered = new Map<string, number>();
@@ -335,6 +341,7 @@ export class DiscordLane {
       if (w.seen) continue;
       // The process that held the link died: nobody is left to notice.
       if (w.pid === null || w.pid !== this.livePid()) {
+        this.zombiesCutShort += 1;
         this.watches.splice(i, 1);
         continue;
       }
@@ -368,6 +375,7 @@ export class DiscordLane {
         () => {
           this.zombieArmed = false;
           if (fake.liveSessions() === 0) return;
+          this.zombiesMade += 1;
           this.watches.push({
             kind,
             at: Date.now(),
@@ -491,7 +499,9 @@ export class DiscordLane {
       lost_with_session: unanswered.filter((m) => !m.inCrash && this.lostWithSession(m)).length,
       never_answered: unanswered.filter((m) => this.owed(m)).length,
       answered_twice: list.filter((m) => m.replies.length > 1).length,
+      zombies_made: this.zombiesMade,
       zombies_detected: this.detections.length,
+      zombies_cut_short: this.zombiesCutShort,
       zombie_max_ms: maxMs,
       zombie_max_intervals: maxMs === null ? null : Number((maxMs / this.heartbeatMs).toFixed(2)),
       resumes_accepted: this.fake.acceptedResumes,

@@ -113,7 +113,7 @@ function printSummary(s: SoakSummary): void {
   if (s.discord !== null) {
     const d = s.discord;
     out.push(
-      `  discord: pushed ${d.pushed}, answered ${d.answered} (twice ${d.answered_twice}), failed with a logged code ${d.failed_with_code}, lost in a crash/fatal ${d.lost_in_crash}, lost with a replaced session (not owed) ${d.lost_with_session}, never answered ${d.never_answered}; zombies detected ${d.zombies_detected} (max ${d.zombie_max_ms ?? '-'} ms = ${d.zombie_max_intervals ?? '-'} × the interval); resumes ${d.resumes_accepted}, identifies ${d.identifies_accepted}; fake protocol violations ${d.fake_violations}`,
+      `  discord: pushed ${d.pushed}, answered ${d.answered} (twice ${d.answered_twice}), failed with a logged code ${d.failed_with_code}, lost in a crash/fatal ${d.lost_in_crash}, lost with a replaced session (not owed) ${d.lost_with_session}, never answered ${d.never_answered}; zombies ${d.zombies_made}: detected ${d.zombies_detected} (max ${d.zombie_max_ms ?? '-'} ms = ${d.zombie_max_intervals ?? '-'} × the interval), cut short by the process ending ${d.zombies_cut_short}; resumes ${d.resumes_accepted}, identifies ${d.identifies_accepted}; fake protocol violations ${d.fake_violations}`,
     );
   }
   if (s.webhook !== null) {
