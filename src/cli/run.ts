@@ -74,6 +74,11 @@ function stateLockKey(path: string): string {
  * the holder's pid) or GW_ERR_STATE_PATH_UNSAFE; either way nothing was written.
  */
 async function claimStateFile(path: string): Promise<HolderLock> {
+  // Checked before the lock too: a path that is unsafe now is refused as such, not reported
+  // as held by whoever has the lock (another start about to refuse it as well, when two
+  // start at once on a planted symlink). Checked again under the lock: a link planted
+  // between the two checks is refused all the same.
+  checkStatePath(path);
   const claim = await HolderLock.acquire(stateLockKey(path), `state file ${path}`);
   if (!claim.ok) {
     const { pid, holder } = claim.holder;

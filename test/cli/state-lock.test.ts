@@ -31,15 +31,23 @@ async function caseDir(): Promise<string> {
   return dir;
 }
 
-await test('item 2: a second `run` on a live state file exits 78 and writes nothing', async (t) => {
-  t.after(killAllChildren);
-  const dir = await caseDir();
-  // A long heartbeat interval: the live gateway writes nothing while the others try.
+/**
+ * A gateway holding the state file of `dir`, connected. A long heartbeat interval: it writes
+ * nothing while the test's other starts try.
+ */
+async function launchConnected(dir: string): Promise<Awaited<ReturnType<typeof launchGateway>>> {
   const live = await launchGateway(dir, {
     heartbeat_interval_ms: 600_000,
     platforms: { scripted: {} },
   });
   await live.proc.waitForState(live.statePath, allConnected, 'connected', 60_000);
+  return live;
+}
+
+await test('item 2: a second `run` on a live state file exits 78 and writes nothing', async (t) => {
+  t.after(killAllChildren);
+  const dir = await caseDir();
+  const live = await launchConnected(dir);
   const before = await readFile(live.statePath);
   const env = sandboxEnv(dir, { HGW_TEST_UNSET_VAR: undefined });
 
@@ -79,11 +87,7 @@ await test('item 2: a second `run` on a live state file exits 78 and writes noth
   // kill -9: the kernel releases the lock; the next run takes over.
   live.proc.kill();
   await live.proc.exited;
-  const next = await launchGateway(dir, {
-    heartbeat_interval_ms: 600_000,
-    platforms: { scripted: {} },
-  });
-  await next.proc.waitForState(next.statePath, allConnected, 'connected after kill -9', 60_000);
+  const next = await launchConnected(dir);
   next.proc.signal('SIGTERM');
   assert.equal((await next.proc.waitForExit(60_000)).code, 0);
 });
@@ -115,6 +119,28 @@ await test('item 3: a symlink at the state path is refused; its target is untouc
   assert.equal(await readFile(target, 'utf8'), 'do not overwrite\n');
   assert.equal((await stat(target)).mode & 0o777, 0o644);
   assert.ok((await lstat(link)).isSymbolicLink(), 'the link itself is left alone');
+});
+
+await test("item 3: a symlink at a live gateway's state path is refused as unsafe, not as held", async (t) => {
+  t.after(killAllChildren);
+  const dir = await caseDir();
+  const live = await launchConnected(dir);
+  const target = join(dir, 'precious.txt');
+  await writeFile(target, 'do not overwrite\n', { mode: 0o644 });
+  await rm(live.statePath);
+  await symlink(target, live.statePath);
+  // The path's danger is what a second start must report, whoever holds the lock: two
+  // starts at once on a planted link each reported the other as the holder (pid 0).
+  const run = await runGatewayCli(['run', '--config', live.configPath], {
+    env: sandboxEnv(dir),
+    timeoutMs: 60_000,
+  });
+  assert.equal(run.code, 78, `${run.stdout}\n${run.stderr}`);
+  assert.ok(run.codes.includes('GW_ERR_STATE_PATH_UNSAFE'), run.stdout);
+  assert.ok(!run.codes.includes('GW_ERR_ALREADY_RUNNING'), run.stdout);
+  live.proc.kill();
+  await live.proc.exited;
+  assert.equal(await readFile(target, 'utf8'), 'do not overwrite\n');
 });
 
 await test('item 3: a state directory owned by another user is refused', async (t) => {
